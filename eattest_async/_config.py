@@ -1,0 +1,166 @@
+"""Frozen, keyword-only settings: where the service is and how patiently to talk to it."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import ClassVar
+from urllib.parse import urlsplit
+
+import attrs
+
+from ._exceptions import InvalidInputError
+
+__all__ = ["Environment", "Limits", "RetryPolicy", "Timeouts", "is_loopback_host"]
+
+_TOKEN_PATH = "/auth/realms/eat_realm/protocol/openid-connect/token"
+
+
+def is_loopback_host(host: str) -> bool:
+    """True for localhost, 127.0.0.0/8 and ::1: the only hosts plain http is allowed to."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _check_url(field: str, url: str, allow_http: bool) -> str:
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise InvalidInputError(field, "expected an absolute http(s) URL")
+    if parts.username or parts.password:
+        raise InvalidInputError(field, "credentials do not belong in the URL")
+    if parts.scheme == "http" and not allow_http and not is_loopback_host(parts.hostname):
+        raise InvalidInputError(
+            field, "plain http is refused except on loopback; pass allow_http=True to insist"
+        )
+    return url.rstrip("/")
+
+
+@attrs.frozen(kw_only=True)
+class Environment:
+    """The two URLs the client talks to, plus the fixed OIDC client id.
+
+    Use ``Environment.TEST`` or ``Environment.PROD``, or ``Environment.custom(...)`` for the
+    EDGE hosts, a proxy or the simulator.
+    """
+
+    name: str
+    base_url: str
+    token_url: str
+    client_id: str = "ea-api-edge"
+    allow_http: bool = False
+
+    TEST: ClassVar[Environment]
+    PROD: ClassVar[Environment]
+    EDGE_TEST: ClassVar[Environment]
+    EDGE_PROD: ClassVar[Environment]
+
+    def __attrs_post_init__(self) -> None:
+        _check_url("base_url", self.base_url, self.allow_http)
+        _check_url("token_url", self.token_url, self.allow_http)
+
+    @classmethod
+    def custom(
+        cls,
+        *,
+        base_url: str,
+        token_url: str,
+        client_id: str = "ea-api-edge",
+        allow_http: bool = False,
+        name: str = "custom",
+    ) -> Environment:
+        """Any other deployment. ``base_url`` ends with ``/api/v1``."""
+        return cls(
+            name=name,
+            base_url=_check_url("base_url", base_url, allow_http),
+            token_url=_check_url("token_url", token_url, allow_http),
+            client_id=client_id,
+            allow_http=allow_http,
+        )
+
+
+Environment.TEST = Environment(
+    name="test",
+    base_url="https://rs.test-e-attestations.com/api/v1",
+    token_url="https://auth.test-e-attestations.com" + _TOKEN_PATH,
+)
+Environment.PROD = Environment(
+    name="prod",
+    base_url="https://rs.e-attestations.com/api/v1",
+    token_url="https://auth.e-attestations.com" + _TOKEN_PATH,
+)
+Environment.EDGE_TEST = Environment(
+    name="edge-test",
+    base_url="https://edge.test-e-attestations.com/api/v1",
+    token_url="https://auth.test-e-attestations.com" + _TOKEN_PATH,
+)
+Environment.EDGE_PROD = Environment(
+    name="edge-prod",
+    base_url="https://edge.e-attestations.com/api/v1",
+    token_url="https://auth.e-attestations.com" + _TOKEN_PATH,
+)
+
+
+def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not value > 0:
+        raise InvalidInputError(attribute.name, "must be > 0")
+
+
+@attrs.frozen(kw_only=True)
+class Timeouts:
+    """Seconds allowed for one whole request (API Entreprise's advice: 5 s JSON, 12 s files)."""
+
+    json: float = attrs.field(default=5.0, validator=_positive)
+    file: float = attrs.field(default=12.0, validator=_positive)
+    token: float = attrs.field(default=5.0, validator=_positive)
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """How the single retry loop behaves.
+
+    Retries transport errors and the ``statuses`` with exponential backoff and full jitter
+    (``random() * min(max_backoff, initial_backoff * 2**n)``), never beyond ``attempts`` tries
+    nor past ``deadline`` seconds in all. A ``Retry-After`` is always honoured (capped at
+    ``max_retry_after``) and, when it is longer than the remaining deadline, the error is
+    raised at once rather than waiting in vain. POSTs that may have reached the server are
+    retried only with ``retry_non_idempotent=True``.
+    """
+
+    attempts: int = 6
+    initial_backoff: float = 0.1
+    max_backoff: float = 10.0
+    deadline: float = 120.0
+    max_retry_after: float = 300.0
+    statuses: frozenset[int] = frozenset({429, 500, 502, 503, 504})
+    retry_non_idempotent: bool = False
+
+    def __attrs_post_init__(self) -> None:
+        if self.attempts < 1:
+            raise InvalidInputError("attempts", "must be >= 1")
+        if self.initial_backoff < 0 or self.max_backoff < 0:
+            raise InvalidInputError("backoff", "must be >= 0")
+        if self.deadline <= 0 or self.max_retry_after <= 0:
+            raise InvalidInputError("deadline", "must be > 0")
+
+    @classmethod
+    def none(cls) -> RetryPolicy:
+        """A single attempt: every failure surfaces at once."""
+        return cls(attempts=1)
+
+
+@attrs.frozen(kw_only=True)
+class Limits:
+    """Connection pool size and the default concurrency of scans."""
+
+    max_connections: int = 64
+    scan_concurrency: int = 8
+
+    def __attrs_post_init__(self) -> None:
+        if self.max_connections < 1:
+            raise InvalidInputError("max_connections", "must be >= 1")
+        if self.scan_concurrency < 1:
+            raise InvalidInputError("scan_concurrency", "must be >= 1")

@@ -1,0 +1,246 @@
+"""Every error the library raises derives from :class:`EattestError`::
+
+    EattestError
+    ├── InvalidInputError          bad input caught locally, before any request (also ValueError)
+    ├── ClientClosedError          the client was used outside ``async with`` / after close
+    ├── TransportError             the exchange itself failed; nothing usable came back
+    │   ├── ConnectError           could not connect (DNS, refused, TLS)
+    │   ├── RequestTimeoutError    no complete answer within the timeout (also TimeoutError)
+    │   └── IncompleteResponseError connection dropped mid-response, body shorter than announced
+    ├── AuthenticationError        the token endpoint refused the credentials or the client
+    ├── ApiError                   the service answered with an error (status, E-codes, request)
+    │   ├── ValidationError        400-family refusals of what was sent
+    │   │   ├── ParameterError         E001-E030: search/body parameters
+    │   │   ├── DossierCreationError   E100-E122: creating a dossier (also from a failed process)
+    │   │   ├── DossierUpdateError     E200-E205: updating, stopping, reactivating a dossier
+    │   │   └── RequirementError       E301-E302: required documents
+    │   ├── UnauthorizedError      401 that survived one token refresh
+    │   ├── ForbiddenError         403
+    │   ├── NotFoundError          404
+    │   ├── RateLimitError         429 after the retry policy gave up (``retry_after`` seconds)
+    │   ├── ServerError            5xx after the retry policy gave up
+    │   └── UnexpectedResponseError a 2xx whose body is not what the API promises
+    ├── ProcessTimeoutError        a dossier-creation process did not complete in time
+    └── ScanError                  a paginated scan stopped; says which pages completed
+
+No message, attribute or repr of these errors contains a password or a token.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Mapping, Sequence
+
+__all__ = [
+    "ApiError",
+    "AuthenticationError",
+    "ClientClosedError",
+    "ConnectError",
+    "DossierCreationError",
+    "DossierUpdateError",
+    "EattestError",
+    "ForbiddenError",
+    "IncompleteResponseError",
+    "InvalidInputError",
+    "NotFoundError",
+    "ParameterError",
+    "ProcessTimeoutError",
+    "RateLimitError",
+    "RequestTimeoutError",
+    "RequirementError",
+    "ScanError",
+    "ServerError",
+    "TransportError",
+    "UnauthorizedError",
+    "UnexpectedResponseError",
+    "ValidationError",
+    "error_class_for",
+]
+
+
+class EattestError(Exception):
+    """Root of every error raised by eattest_async."""
+
+
+class InvalidInputError(EattestError, ValueError):
+    """An argument failed a local check; no request was sent."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        self.field = field
+        self.reason = reason
+        super().__init__(f"{field}: {reason}")
+
+
+class ClientClosedError(EattestError, RuntimeError):
+    """The client is not open (use ``async with Client(...)``) or was already closed."""
+
+
+class TransportError(EattestError):
+    """The HTTP exchange failed before a complete response arrived."""
+
+    def __init__(self, message: str, *, method: str = "", path: str = "") -> None:
+        self.method = method
+        self.path = path
+        where = f" ({method} {path})" if method else ""
+        super().__init__(f"{message}{where}")
+
+
+class ConnectError(TransportError):
+    """The connection could not be established."""
+
+
+class RequestTimeoutError(TransportError, builtins.TimeoutError):
+    """The response did not complete within the configured timeout."""
+
+
+class IncompleteResponseError(TransportError):
+    """The connection closed before the whole body arrived."""
+
+
+class AuthenticationError(EattestError):
+    """The token endpoint refused to issue a token (``error`` is Keycloak's code)."""
+
+    def __init__(self, message: str, *, status: int | None = None, error: str = "") -> None:
+        self.status = status
+        self.error = error
+        super().__init__(message)
+
+
+class ApiError(EattestError):
+    """The service answered with an error.
+
+    Attributes: ``status`` (HTTP status, or None for a failed asynchronous process),
+    ``codes`` (the E-codes found in the body), ``messages`` (their texts), ``method`` and
+    ``path`` of the request (the path carries ids, never credentials).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int | None,
+        method: str = "",
+        path: str = "",
+        codes: Sequence[str] = (),
+        messages: Sequence[str] = (),
+        retry_after: float | None = None,
+        details: Mapping[str, str] | None = None,
+    ) -> None:
+        self.status = status
+        self.method = method
+        self.path = path
+        self.codes = tuple(codes)
+        self.messages = tuple(messages)
+        self.retry_after = retry_after
+        self.details = dict(details or {})
+        parts = [message]
+        if self.codes:
+            parts.append("[" + ", ".join(self.codes) + "]")
+        if method:
+            parts.append(f"({method} {path}" + (f" -> {status})" if status else ")"))
+        super().__init__(" ".join(parts))
+
+    @property
+    def code(self) -> str | None:
+        """The first E-code, if any."""
+        return self.codes[0] if self.codes else None
+
+
+class ValidationError(ApiError):
+    """The service refused what was sent (400/422), usually with E-codes."""
+
+
+class ParameterError(ValidationError):
+    """E001-E030: a parameter is missing, unknown, empty, malformed, too large or out of range."""
+
+
+class DossierCreationError(ValidationError):
+    """E100-E122: the dossier could not be created (synchronously or by its process)."""
+
+
+class DossierUpdateError(ValidationError):
+    """E200-E205: the dossier could not be updated, stopped or reactivated."""
+
+
+class RequirementError(ValidationError):
+    """E301-E302: a required document is deactivated or not authorised."""
+
+
+class UnauthorizedError(ApiError):
+    """401 from the API even with a freshly issued token."""
+
+
+class ForbiddenError(ApiError):
+    """403: the token does not give access to this resource (another account?)."""
+
+
+class NotFoundError(ApiError):
+    """404: no such account, dossier, document, file or process."""
+
+
+class RateLimitError(ApiError):
+    """429 that the retry policy could not outwait; ``retry_after`` says how long to wait."""
+
+
+class ServerError(ApiError):
+    """5xx that persisted through the retry policy."""
+
+
+class UnexpectedResponseError(ApiError):
+    """A response whose body does not match the API (malformed JSON, an HTML page, empty)."""
+
+
+class ProcessTimeoutError(EattestError, builtins.TimeoutError):
+    """A dossier-creation process was still running when the wait timed out."""
+
+    def __init__(self, process_id: str, timeout: float) -> None:
+        self.process_id = process_id
+        self.timeout = timeout
+        super().__init__(f"process {process_id} still incomplete after {timeout:g} s")
+
+
+class ScanError(EattestError):
+    """A paginated scan stopped on a page that kept failing.
+
+    ``completed_pages`` lists the pages fully delivered; ``checkpoint`` can be passed as
+    ``resume_from=`` to fetch only the rest. The original error is ``__cause__``.
+    """
+
+    def __init__(self, message: str, *, completed_pages: Sequence[int], checkpoint: object) -> None:
+        self.completed_pages = tuple(completed_pages)
+        self.checkpoint = checkpoint
+        super().__init__(message)
+
+
+_FAMILIES: tuple[tuple[int, int, type[ValidationError]], ...] = (
+    (1, 99, ParameterError),
+    (100, 199, DossierCreationError),
+    (200, 299, DossierUpdateError),
+    (300, 399, RequirementError),
+)
+
+_BY_STATUS: dict[int, type[ApiError]] = {
+    401: UnauthorizedError,
+    403: ForbiddenError,
+    404: NotFoundError,
+    429: RateLimitError,
+}
+
+
+def error_class_for(status: int | None, codes: Sequence[str]) -> type[ApiError]:
+    """The most specific error class for an HTTP status and the E-codes of its body."""
+    for code in codes:
+        if len(code) == 4 and code[0] == "E" and code[1:].isdigit():
+            number = int(code[1:])
+            for low, high, cls in _FAMILIES:
+                if low <= number <= high:
+                    return cls
+    if status is None:
+        return ApiError
+    if status in _BY_STATUS:
+        return _BY_STATUS[status]
+    if status >= 500:
+        return ServerError
+    if 400 <= status < 500:
+        return ValidationError
+    return UnexpectedResponseError

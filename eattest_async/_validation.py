@@ -1,0 +1,167 @@
+"""Local checks of user input, run before any request leaves.
+
+Each ``check_*`` function returns the normalised value or raises
+:class:`~eattest_async.InvalidInputError` naming the field, so that a typo never costs a
+round trip (nor counts against the server's rate limit).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+
+from ._exceptions import InvalidInputError
+
+__all__ = [
+    "MAX_PAGE_SIZE",
+    "check_date",
+    "check_duns",
+    "check_email",
+    "check_page",
+    "check_page_size",
+    "check_siren",
+    "check_siret",
+    "check_vat",
+    "fr_vat_key",
+    "luhn_check_digit",
+    "luhn_valid",
+]
+
+# No maximum is documented; the service answers E011 above this, and so does the simulator.
+MAX_PAGE_SIZE = 2000
+
+_DIGITS = re.compile(r"[0-9]+")
+# EU VAT: two-letter country prefix (EL for Greece, XI for Northern Ireland) and 2 to 13
+# alphanumerics; the per-country formats are the member states' own and change over time.
+_EU_VAT = re.compile(
+    r"(AT|BE|BG|CY|CZ|DE|DK|EE|EL|ES|FI|FR|HR|HU|IE|IT|LT|LU|LV|MT|NL|PL|PT|RO|SE|SI|SK|XI)[0-9A-Z+*]{2,13}"
+)
+_FR_VAT = re.compile(r"FR[0-9A-HJ-NP-Z]{2}[0-9]{9}")
+# Deliberately simple: one @, no spaces, a dot in the domain. The server owns the rest (E030).
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
+
+
+def luhn_valid(digits: str) -> bool:
+    """True when ``digits`` (ASCII digits only) passes the Luhn checksum."""
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if index % 2 == 1:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+    return total % 10 == 0
+
+
+def luhn_check_digit(body: str) -> str:
+    """The digit to append to ``body`` so that the whole passes Luhn."""
+    for digit in "0123456789":
+        if luhn_valid(body + digit):
+            return digit
+    raise AssertionError("unreachable: one of ten digits always completes a Luhn sum")
+
+
+def fr_vat_key(siren: str) -> str:
+    """The two-digit key of a French VAT number for a SIREN: (12 + 3 * (SIREN mod 97)) mod 97."""
+    return f"{(12 + 3 * (int(siren) % 97)) % 97:02d}"
+
+
+def _strip(value: object, field: str) -> str:
+    if not isinstance(value, str):
+        raise InvalidInputError(field, f"expected a string, got {type(value).__name__}")
+    return value.replace(" ", "").strip()
+
+
+def check_siren(value: object, field: str = "siren") -> str:
+    """A SIREN: 9 digits passing Luhn (spaces are tolerated and removed)."""
+    siren = _strip(value, field)
+    if len(siren) != 9 or not _DIGITS.fullmatch(siren):
+        raise InvalidInputError(field, "a SIREN has exactly 9 digits")
+    if not luhn_valid(siren):
+        raise InvalidInputError(field, "fails the Luhn checksum")
+    return siren
+
+
+def check_siret(value: object, field: str = "siret") -> str:
+    """A SIRET: 14 digits passing Luhn, whose first nine form a valid SIREN.
+
+    La Poste's establishments (SIREN 356000000) may use a digit sum divisible by 5 instead
+    of Luhn; both forms are accepted, as the register issues both.
+    """
+    siret = _strip(value, field)
+    if len(siret) != 14 or not _DIGITS.fullmatch(siret):
+        raise InvalidInputError(field, "a SIRET has exactly 14 digits")
+    if siret.startswith("356000000") and sum(int(c) for c in siret) % 5 == 0:
+        return siret
+    if not luhn_valid(siret):
+        raise InvalidInputError(field, "fails the Luhn checksum")
+    if not luhn_valid(siret[:9]):
+        raise InvalidInputError(field, "its first nine digits are not a valid SIREN")
+    return siret
+
+
+def check_vat(value: object, field: str = "tva") -> str:
+    """An EU VAT number; French ones must carry the key matching their SIREN."""
+    vat = _strip(value, field).upper()
+    if not _EU_VAT.fullmatch(vat):
+        raise InvalidInputError(
+            field, "not an EU VAT number (country prefix then 2 to 13 characters)"
+        )
+    if vat.startswith("FR"):
+        if not _FR_VAT.fullmatch(vat):
+            raise InvalidInputError(
+                field, "a French VAT number is FR, a 2-character key and a SIREN"
+            )
+        siren = vat[4:]
+        if not luhn_valid(siren):
+            raise InvalidInputError(field, "its SIREN fails the Luhn checksum")
+        if vat[2:4].isdigit() and vat[2:4] != fr_vat_key(siren):
+            raise InvalidInputError(field, "its key does not match its SIREN")
+    return vat
+
+
+def check_duns(value: object, field: str = "duns") -> str:
+    """A D-U-N-S number: 9 digits (dashes tolerated)."""
+    duns = _strip(value, field).replace("-", "")
+    if len(duns) != 9 or not _DIGITS.fullmatch(duns):
+        raise InvalidInputError(field, "a D-U-N-S number has exactly 9 digits")
+    return duns
+
+
+def check_email(value: object, field: str = "email") -> str:
+    """An e-mail address of plausible shape."""
+    if not isinstance(value, str):
+        raise InvalidInputError(field, f"expected a string, got {type(value).__name__}")
+    email = value.strip()
+    if len(email) > 254 or not _EMAIL.fullmatch(email):
+        raise InvalidInputError(field, "not an e-mail address")
+    return email
+
+
+def check_date(value: object, field: str = "date") -> dt.date:
+    """A calendar date, given as :class:`datetime.date` or an ISO ``YYYY-MM-DD`` string."""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        try:
+            return dt.date.fromisoformat(value.strip())
+        except ValueError:
+            pass
+    raise InvalidInputError(field, "expected a date or an ISO string YYYY-MM-DD")
+
+
+def check_page(value: object, field: str = "page") -> int:
+    """A 0-based page number."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise InvalidInputError(field, "expected an integer >= 0 (pages are 0-based)")
+    return value
+
+
+def check_page_size(value: object, field: str = "page_size") -> int:
+    """A page size between 1 and :data:`MAX_PAGE_SIZE`."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PAGE_SIZE:
+        raise InvalidInputError(field, f"expected an integer from 1 to {MAX_PAGE_SIZE}")
+    return value

@@ -1,0 +1,41 @@
+"""Shared fixtures: every test talks real HTTP to a simulator on 127.0.0.1."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from eattest_async.simulator import Simulator
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[Simulator]:
+    async with Simulator(seed=42, dossiers=2_000, process_delay=0.05) as simulator:
+        yield simulator
+
+
+@pytest.fixture
+async def http() -> AsyncIterator[aiohttp.ClientSession]:
+    """A raw HTTP session, for tests of the simulator itself."""
+    async with aiohttp.ClientSession() as session:
+        yield session
+
+
+async def bearer(sim: Simulator, http: aiohttp.ClientSession) -> dict[str, str]:
+    form = {
+        "client_id": "ea-api-edge",
+        "grant_type": "password",
+        "username": sim.username,
+        "password": sim.password,
+    }
+    async with http.post(sim.token_url, data=form) as response:
+        assert response.status == 200
+        token = (await response.json())["access_token"]
+    return {"Authorization": f"Bearer {token}"}

@@ -1,0 +1,192 @@
+"""The one cattrs converter of the library (private): JSON dicts -> frozen attrs models.
+
+A tolerant reader: unknown keys are ignored; missing or null fields become None (or an
+empty tuple); camelCase keys map to snake_case attributes by a hook factory, with the
+per-field wire names and variant aliases the models declare (v1.1 ``name`` /
+``listFileInformation`` / ``fileId`` and v1.3 ``documentName`` / ``evidences`` / ``id``...).
+Scalars are read leniently: ``"true"`` is a bool, ``"123"`` an int, dates come with 2, 3
+or 6 fractional digits or a ``+0000`` offset. A value that cannot be read at all (a date of
+``"N/A"``) becomes None rather than failing the whole record; its neighbours survive.
+Detailed validation is off: structuring sits on the hot path of every scan.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from collections.abc import Callable, Mapping
+from typing import Any, TypeVar
+
+import attrs
+from cattrs import Converter
+from cattrs.gen import make_dict_structure_fn, override
+
+from ._exceptions import UnexpectedResponseError
+from ._protocol import parse_date, parse_datetime
+from .models.common import Message
+
+__all__ = ["structure", "structure_many"]
+
+logger = logging.getLogger("eattest_async")
+
+T = TypeVar("T")
+
+_converter = Converter(detailed_validation=False, forbid_extra_keys=False)
+
+
+def _camel(name: str) -> str:
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _lenient(parse: Callable[[Any], Any], kind: str) -> Callable[[Any, Any], Any]:
+    def hook(value: Any, _: Any) -> Any:
+        try:
+            return parse(value)
+        except (TypeError, ValueError, OverflowError):
+            logger.debug("unreadable %s value %r read as None", kind, value)
+            return None
+
+    return hook
+
+
+def _to_int(value: Any) -> int:
+    if type(value) is int:
+        return value
+    if isinstance(value, bool):
+        raise TypeError("a bool is not an int here")
+    if isinstance(value, float):
+        return int(value)
+    return int(str(value).strip())
+
+
+def _to_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise TypeError("a bool is not a number here")
+    return float(value)
+
+
+def _to_bool(value: Any) -> bool:
+    if value is True or value is False:
+        return value
+    if isinstance(value, str):
+        lowered = value.strip().lower()
+        if lowered in ("true", "1", "yes"):
+            return True
+        if lowered in ("false", "0", "no", ""):
+            return False
+        raise ValueError(value)
+    if isinstance(value, int):
+        return value != 0
+    raise TypeError(type(value).__name__)
+
+
+def _to_str(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (int, float, bool)):
+        return str(value).lower() if isinstance(value, bool) else str(value)
+    raise TypeError(type(value).__name__)
+
+
+def _to_datetime(value: Any) -> dt.datetime:
+    if isinstance(value, str):
+        return parse_datetime(value)
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return dt.datetime.fromtimestamp(value / 1000 if value > 10**11 else value, dt.timezone.utc)
+    raise TypeError(type(value).__name__)
+
+
+def _to_date(value: Any) -> dt.date:
+    if isinstance(value, str):
+        return parse_date(value)
+    return _to_datetime(value).date()
+
+
+def _to_str_map(value: Any) -> Mapping[str, str]:
+    if not isinstance(value, Mapping):
+        raise TypeError(type(value).__name__)
+    return {str(k): v if isinstance(v, str) else str(v) for k, v in value.items()}
+
+
+_converter.register_structure_hook(int, _lenient(_to_int, "integer"))
+_converter.register_structure_hook(float, _lenient(_to_float, "number"))
+_converter.register_structure_hook(bool, _lenient(_to_bool, "boolean"))
+_converter.register_structure_hook(str, _lenient(_to_str, "string"))
+_converter.register_structure_hook(dt.datetime, _lenient(_to_datetime, "datetime"))
+_converter.register_structure_hook(dt.date, _lenient(_to_date, "date"))
+_converter.register_structure_hook_func(
+    lambda t: t == Mapping[str, str], _lenient(_to_str_map, "mapping")
+)
+
+
+def _model_hook(cls: type[Any]) -> Callable[[Any, Any], Any]:
+    """Structure function for a model: wire names, aliases, nulls as empty tuples."""
+    renames: dict[str, Any] = {}
+    aliases: list[tuple[str, str]] = []
+    nullable_tuples: list[str] = []
+    for attribute in attrs.fields(cls):
+        key = attribute.metadata.get("key") or _camel(attribute.name)
+        renames[attribute.name] = override(rename=key)
+        aliases.extend((key, alias) for alias in attribute.metadata.get("aliases", ()))
+        if attribute.metadata.get("empty_on_null"):
+            nullable_tuples.append(key)
+    generated = make_dict_structure_fn(cls, _converter, **renames)
+
+    def structure_model(data: Any, _: Any) -> Any:
+        if not isinstance(data, Mapping):
+            raise TypeError(f"expected an object for {cls.__name__}, got {type(data).__name__}")
+        patched: dict[str, Any] | None = None
+        for key, alias in aliases:
+            if key not in data and alias in data:
+                patched = patched if patched is not None else dict(data)
+                patched[key] = data[alias]
+        for key in nullable_tuples:
+            source = patched if patched is not None else data
+            if key in source and source[key] is None:
+                patched = patched if patched is not None else dict(data)
+                del patched[key]
+        return generated(patched if patched is not None else data, cls)
+
+    return structure_model
+
+
+_converter.register_structure_hook_factory(attrs.has, _model_hook)
+_message = _model_hook(Message)
+
+
+def _structure_message(value: Any, _: Any) -> Message:
+    if isinstance(value, str):  # real answers carry plain strings too
+        return Message(code=None, message=value)
+    return _message(value, Message)  # type: ignore[no-any-return]
+
+
+_converter.register_structure_hook(Message, _structure_message)
+
+
+def structure(data: Any, cls: type[T], *, method: str = "", path: str = "") -> T:
+    """A model from its JSON form; a record that is not even an object is an API error."""
+    try:
+        return _converter.structure(data, cls)
+    except (TypeError, ValueError, KeyError) as exc:
+        raise UnexpectedResponseError(
+            f"unexpected response: cannot read {cls.__name__} ({exc})",
+            status=200,
+            method=method,
+            path=path,
+        ) from exc
+
+
+def structure_many(
+    data: list[Any], cls: type[T], *, method: str = "", path: str = ""
+) -> tuple[T, ...]:
+    hook = _converter.get_structure_hook(cls)
+    try:
+        return tuple([hook(item, cls) for item in data])
+    except (TypeError, ValueError, KeyError) as exc:
+        raise UnexpectedResponseError(
+            f"unexpected response: cannot read {cls.__name__} ({exc})",
+            status=200,
+            method=method,
+            path=path,
+        ) from exc

@@ -1,0 +1,400 @@
+"""The sans-I/O core: building requests and deciphering responses, as pure functions.
+
+Nothing here touches the network or the clock; ``now`` is always passed in. That is what
+lets the whole protocol be tested (and fuzzed) without a server.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import math
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, Literal
+from urllib.parse import quote
+
+import attrs
+import orjson
+
+from ._exceptions import ApiError, UnexpectedResponseError, error_class_for
+
+__all__ = [
+    "ApiRequest",
+    "Envelope",
+    "RateLimitInfo",
+    "decipher",
+    "error_from_response",
+    "format_query_value",
+    "parse_date",
+    "parse_datetime",
+    "parse_ratelimit",
+    "parse_retry_after",
+    "path",
+    "query",
+]
+
+# Retry-After and reset values beyond this are garbage or hostile; a day is plenty.
+MAX_WAIT = 86_400.0
+_EPOCH_THRESHOLD = 1_000_000_000  # RateLimit-Reset above this is an epoch, below a delay
+
+
+@attrs.frozen(kw_only=True)
+class ApiRequest:
+    """One API call, before any I/O: what ``_client`` sends and the retry loop repeats."""
+
+    method: Literal["GET", "POST"]
+    path: str  # already encoded, relative to the base URL
+    operation: str
+    query: tuple[tuple[str, str], ...] = ()
+    body: bytes | None = None
+    idempotent: bool = True
+    expect_content: bool = True  # False for actions whose answer is only messages
+    timeout: float | None = None  # None: the client's default for the kind of request
+
+
+@attrs.frozen
+class Envelope:
+    """A deciphered JSON answer: ``content`` plus the envelope's other fields."""
+
+    content: Any
+    messages: Any
+    page: int | None
+    size: int | None
+    total_elements: int | None
+
+
+@attrs.frozen
+class RateLimitInfo:
+    """What the server said of its limit: remaining calls and seconds until the window resets."""
+
+    limit: int | None
+    remaining: int
+    reset_after: float
+
+
+def path(template: str, **params: object) -> str:
+    """Fill a path template, percent-encoding every parameter so none can add a segment."""
+    encoded = {name: quote(str(value), safe="") for name, value in params.items()}
+    return template.format(**encoded)
+
+
+def format_query_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dt.date, dt.datetime)):
+        return value.isoformat()
+    return str(value)
+
+
+def query(**params: object) -> tuple[tuple[str, str], ...]:
+    """Query items in the API's spelling; None means 'not sent'."""
+    return tuple(
+        (name, format_query_value(value)) for name, value in params.items() if value is not None
+    )
+
+
+# -- dates ------------------------------------------------------------------------------
+
+_DATETIME = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:[.,](\d{1,9}))?)?)?"
+    r"\s*(Z|[+-]\d{2}:?\d{2})?"
+)
+
+
+def parse_datetime(value: str) -> dt.datetime:
+    """ISO datetimes as the service writes them: dates, 2/3/6 fractional digits, ``+0000``."""
+    try:
+        return dt.datetime.fromisoformat(value)
+    except ValueError:
+        pass
+    match = _DATETIME.fullmatch(value.strip())
+    if match is None:
+        raise ValueError(f"not an ISO date or datetime: {value!r}")
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    micro = int((fraction or "0")[:6].ljust(6, "0"))
+    tz = None
+    if offset:
+        if offset == "Z":
+            tz = dt.timezone.utc
+        else:
+            sign = -1 if offset[0] == "-" else 1
+            digits = offset[1:].replace(":", "")
+            tz = dt.timezone(sign * dt.timedelta(hours=int(digits[:2]), minutes=int(digits[2:])))
+    return dt.datetime(
+        int(year),
+        int(month),
+        int(day),
+        int(hour or 0),
+        int(minute or 0),
+        int(second or 0),
+        micro,
+        tzinfo=tz,
+    )
+
+
+def parse_date(value: str) -> dt.date:
+    """A date, or the date part of a datetime."""
+    if len(value) == 10:
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            pass
+    return parse_datetime(value).date()
+
+
+# -- rate limits ----------------------------------------------------------------------
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP-date).
+
+    ``now`` is the wall-clock time (epoch seconds), needed for the date form. Garbage gives
+    None; past dates give 0; anything longer than a day is clamped to a day.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=dt.timezone.utc)
+        seconds = when.timestamp() - now
+    if math.isnan(seconds):
+        return None
+    return min(max(seconds, 0.0), MAX_WAIT)
+
+
+def _int(value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        number = float(value.strip())
+    except ValueError:
+        return None
+    if math.isnan(number) or math.isinf(number):
+        return None
+    return int(number)
+
+
+def _structured_params(value: str) -> dict[str, str]:
+    """Parameters of the first item of an RFC 8941 list, e.g. ``"default";r=50;t=30``."""
+    first = value.split(",", 1)[0]
+    params = {}
+    for part in first.split(";")[1:]:
+        if "=" in part:
+            key, _, raw = part.partition("=")
+            params[key.strip().lower()] = raw.strip().strip('"')
+    return params
+
+
+def parse_ratelimit(headers: Mapping[str, str], now: float) -> RateLimitInfo | None:
+    """``RateLimit-Limit/Remaining/Reset`` (draft; reset as delay or epoch), or the IETF
+    ``RateLimit-Policy``/``RateLimit`` fields. None when absent or unreadable."""
+    remaining = _int(headers.get("RateLimit-Remaining"))
+    if remaining is not None:
+        reset = _int(headers.get("RateLimit-Reset"))
+        if reset is None:
+            return None
+        reset_after = reset - now if reset > _EPOCH_THRESHOLD else float(reset)
+        return RateLimitInfo(
+            limit=_int(headers.get("RateLimit-Limit")),
+            remaining=max(remaining, 0),
+            reset_after=min(max(reset_after, 0.0), MAX_WAIT),
+        )
+    combined = headers.get("RateLimit")
+    if combined is None:
+        return None
+    params = _structured_params(combined)
+    remaining, reset = _int(params.get("r")), _int(params.get("t"))
+    if remaining is None or reset is None:
+        return None
+    policy = _structured_params(headers.get("RateLimit-Policy", ""))
+    return RateLimitInfo(
+        limit=_int(policy.get("q")),
+        remaining=max(remaining, 0),
+        reset_after=min(max(float(reset), 0.0), MAX_WAIT),
+    )
+
+
+# -- responses --------------------------------------------------------------------------
+
+
+def _texts(items: object) -> tuple[list[str], list[str]]:
+    """(codes, messages) of a list of message items, objects or plain strings."""
+    codes: list[str] = []
+    texts: list[str] = []
+    if not isinstance(items, list):
+        return codes, texts
+    for item in items:
+        if isinstance(item, Mapping):
+            code, text = item.get("code"), item.get("message")
+            if isinstance(code, str) and code:
+                codes.append(code)
+            if text is not None:
+                texts.append(str(text))
+        elif item is not None:
+            texts.append(str(item))
+            found = re.match(r"\s*(E\d{3})\b", str(item))
+            if found:
+                codes.append(found.group(1))
+    return codes, texts
+
+
+def error_from_response(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    method: str,
+    request_path: str,
+    now: float,
+) -> ApiError:
+    """The typed error for an error response, whatever shape its body has."""
+    codes: list[str] = []
+    texts: list[str] = []
+    details: dict[str, str] = {}
+    data: Any = None
+    if body.strip():
+        try:
+            data = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            data = None
+    if isinstance(data, Mapping):
+        messages = data.get("messages")
+        if isinstance(messages, Mapping):
+            codes, texts = _texts(messages.get("error"))
+        for key in ("error", "message", "error_description", "path", "timestamp"):
+            value = data.get(key)
+            if isinstance(value, (str, int)) and value != "":
+                details[key] = str(value)
+        if not texts:
+            texts = [details[k] for k in ("message", "error_description", "error") if k in details][
+                :1
+            ]
+    if not texts:
+        texts = ["HTML page from an intermediary" if body.lstrip()[:1] == b"<" else "no details"]
+    retry_after = parse_retry_after(headers.get("Retry-After"), now)
+    cls = error_class_for(status, codes)
+    summary = f"HTTP {status}: {texts[0]}" if texts else f"HTTP {status}"
+    return cls(
+        summary,
+        status=status,
+        method=method,
+        path=request_path,
+        codes=codes,
+        messages=texts,
+        retry_after=retry_after,
+        details=details,
+    )
+
+
+def decipher(
+    status: int,
+    headers: Mapping[str, str],
+    body: bytes,
+    *,
+    method: str,
+    request_path: str,
+    now: float,
+    expect_content: bool = True,
+) -> Envelope:
+    """A JSON answer as an :class:`Envelope`, or the typed error it stands for."""
+    if not 200 <= status < 300:
+        raise error_from_response(
+            status, headers, body, method=method, request_path=request_path, now=now
+        )
+
+    def unexpected(reason: str) -> UnexpectedResponseError:
+        return UnexpectedResponseError(
+            f"unexpected response: {reason}", status=status, method=method, path=request_path
+        )
+
+    if not body.strip():
+        if expect_content:
+            raise unexpected("empty body")
+        return Envelope(None, None, None, None, None)
+    content_type = headers.get("Content-Type", "")
+    if "html" in content_type.lower() or body.lstrip()[:1] == b"<":
+        raise unexpected("an HTML page instead of JSON (a proxy or login page?)")
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise unexpected(f"malformed JSON ({exc})") from None
+    if isinstance(data, list):  # the EDGE spec documents some lists without an envelope
+        return Envelope(data, None, None, None, None)
+    if not isinstance(data, Mapping):
+        raise unexpected(f"a JSON {type(data).__name__} instead of an object")
+    messages = data.get("messages")
+    content = data.get("content")
+    if content is None and isinstance(messages, Mapping) and messages.get("error"):
+        codes, texts = _texts(messages.get("error"))
+        cls = error_class_for(status, codes)
+        raise cls(
+            f"HTTP {status} carrying errors: {texts[0] if texts else ''}",
+            status=status,
+            method=method,
+            path=request_path,
+            codes=codes,
+            messages=texts,
+        )
+    if expect_content and "content" not in data:
+        raise unexpected("no 'content' in the answer")
+    size = data.get("size", data.get("pageSize"))
+    return Envelope(
+        content,
+        messages,
+        data.get("page") if isinstance(data.get("page"), int) else None,
+        size if isinstance(size, int) else None,
+        data.get("totalElements") if isinstance(data.get("totalElements"), int) else None,
+    )
+
+
+def list_content(envelope: Envelope, *, method: str, request_path: str) -> list[Any]:
+    """The content of a list answer; a lone object is a list of one (as some captures show)."""
+    content = envelope.content
+    if content is None:
+        return []
+    if isinstance(content, Mapping):
+        inner = content.get("content")  # the doubly wrapped account example of the docs
+        return list(inner) if isinstance(inner, list) else [content]
+    if isinstance(content, list):
+        return content
+    raise UnexpectedResponseError(
+        f"unexpected response: content is a {type(content).__name__}",
+        status=200,
+        method=method,
+        path=request_path,
+    )
+
+
+def single_content(envelope: Envelope, *, method: str, request_path: str) -> Mapping[str, Any]:
+    """The content of a single-object answer; a one-item list is accepted as that object."""
+    content = envelope.content
+    if isinstance(content, Mapping):
+        inner = content.get("content")
+        if isinstance(inner, list) and len(content) == 1:
+            content = inner
+        else:
+            return content
+    if isinstance(content, list) and content and isinstance(content[0], Mapping):
+        return content[0]
+    raise UnexpectedResponseError(
+        "unexpected response: no object in content", status=200, method=method, path=request_path
+    )
+
+
+def dumps(value: object) -> bytes:
+    return orjson.dumps(value)
+
+
+def compact(items: Iterable[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object without the None values (fields the caller did not set)."""
+    return {key: value for key, value in items if value is not None}

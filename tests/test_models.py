@@ -1,0 +1,181 @@
+"""Structuring answers into models: both seeds, both document shapes, every doc example."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import attrs
+import pytest
+
+from eattest_async import (
+    Account,
+    AccountStatistics,
+    Document,
+    Dossier,
+    FileInfo,
+    Messages,
+    ProcessStatus,
+    Requirement,
+    Thirdparty,
+    ThirdpartyDetails,
+    UnexpectedResponseError,
+)
+from eattest_async._converter import _camel, structure, structure_many
+from eattest_async._protocol import parse_date, parse_datetime
+
+DATA = Path(__file__).parent / "data"
+SHARED = Path(__file__).resolve().parents[2] / "shared"
+
+
+def seed001_dossiers() -> dict[str, Any]:
+    text = (SHARED / "seeds" / "001_757740a85075e68d.txt").read_text(encoding="utf-8")
+    return json.loads(text[text.index("```json") + 7 : text.rindex("```")])  # type: ignore[no-any-return]
+
+
+def wire_keys(cls: type[Any]) -> dict[str, str]:
+    """wire key (or alias) -> attribute name."""
+    keys = {}
+    for attribute in attrs.fields(cls):
+        keys[attribute.metadata.get("key") or _camel(attribute.name)] = attribute.name
+        for alias in attribute.metadata.get("aliases", ()):
+            keys[alias] = attribute.name
+    return keys
+
+
+def assert_nothing_lost(source: dict[str, Any], model: Any) -> None:
+    """Every key of the JSON lands in an attribute, and its value survives (dates parsed)."""
+    keys = wire_keys(type(model))
+    for key, value in source.items():
+        assert key in keys, f"{type(model).__name__} drops {key!r}"
+        kept = getattr(model, keys[key])
+        if isinstance(value, list) and value and isinstance(value[0], dict):
+            assert len(kept) == len(value)
+            for item_source, item_model in zip(value, kept, strict=True):
+                assert_nothing_lost(item_source, item_model)
+        elif isinstance(value, str) and isinstance(kept, (dt.date, dt.datetime)):
+            assert kept == (
+                parse_datetime(value) if isinstance(kept, dt.datetime) else parse_date(value)
+            )
+        elif key == "isPresent":
+            assert kept is (value == "true")
+        elif isinstance(value, list):
+            assert list(kept) == value
+        else:
+            assert kept == value, key
+
+
+@pytest.mark.parametrize(
+    "source",
+    [seed001_dossiers(), json.loads((DATA / "seed000_dossiers.json").read_text(encoding="utf-8"))],
+    ids=["seed001-v1.1-shape", "seed000-v1.3-shape"],
+)
+def test_seed_dossiers_structure_without_loss(source: dict[str, Any]) -> None:
+    raw = source["content"][0]
+    dossier = structure(raw, Dossier)
+    assert_nothing_lost(raw, dossier)
+    assert dossier.dossier_id == 804127
+    assert dossier.indicator("I001") is not None
+    assert dossier.documents[0].document_id is not None
+
+
+def test_both_document_shapes_give_the_same_model() -> None:
+    v11 = {
+        "documentId": 1,
+        "documentCode": "KBIS",
+        "name": "Extrait Kbis",
+        "present": True,
+        "listFileInformation": [
+            {"fileId": 9, "fileUUID": "u", "fileSize": 12, "uploadDate": "2024-01-20"}
+        ],
+    }
+    v13 = {
+        "documentId": 1,
+        "documentCode": "KBIS",
+        "documentName": "Extrait Kbis",
+        "isPresent": "true",
+        "evidences": [{"id": 9, "fileUUID": "u", "fileSize": 12, "uploadDate": "2024-01-20"}],
+    }
+    assert structure(v11, Document) == structure(v13, Document)
+    assert structure(v11, Document).files[0] == FileInfo(
+        file_id=9, file_uuid="u", file_size=12, upload_date=dt.datetime(2024, 1, 20)
+    )
+
+
+def test_indicator_variants_and_lenient_values() -> None:
+    dossier = structure(
+        {
+            "dossierId": "42",
+            "monitored": "false",
+            "state": None,
+            "creationDate": "2024-01-15",
+            "stateLastChangeDate": "2024-01-15T09:06:15.245+0000",
+            "expirationDate": "N/A",
+            "indicators": [{"code": "I001", "label": "Obligation de vigilance", "state": True}],
+            "documents": None,
+            "unknownField": {"x": 1},
+        },
+        Dossier,
+    )
+    assert dossier.dossier_id == 42
+    assert dossier.monitored is False
+    assert dossier.state is None
+    assert dossier.creation_date == dt.date(2024, 1, 15)
+    assert dossier.state_last_change_date == dt.datetime(
+        2024, 1, 15, 9, 6, 15, 245000, tzinfo=dt.timezone.utc
+    )
+    assert dossier.expiration_date is None  # unreadable: None, the rest survives
+    assert dossier.indicators[0].code == "I001"
+    assert dossier.documents == ()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2019-03-19T00:22:22.31",
+        "2019-03-19T00:22:22.310",
+        "2019-03-19T00:22:22.310000",
+        "2019-03-19T00:22:22.310+0000",
+        "2019-03-19 00:22:22,31",
+    ],
+)
+def test_every_fractional_form_reads_the_same_instant(text: str) -> None:
+    parsed = parse_datetime(text)
+    assert parsed.replace(tzinfo=None) == dt.datetime(2019, 3, 19, 0, 22, 22, 310000)
+
+
+def test_every_documented_example_structures() -> None:
+    examples = SHARED / "spec" / "examples"
+
+    def load(name: str) -> Any:
+        return json.loads((examples / name).read_text(encoding="utf-8"))
+
+    assert structure_many(load("c-1-account-00.json")["content"], Account)[0].id == 119631
+    assert structure(load("api-doc-18.json")["content"]["content"][0], Account).id == 119631
+    stats = structure(load("api-doc-19.json")["content"], AccountStatistics)
+    assert stats.indicators[0].number_of_dossiers == 70
+    tps = structure_many(load("c-2-thirdparties-01.json")["content"], Thirdparty)
+    assert tps[0].siret == "50382936800045"
+    details = structure(load("api-doc-21.json")["content"], ThirdpartyDetails)
+    assert details.global_state is True  # the spec's own typo 'thirdpartyGlobalState"' included
+    assert details.users[0].firstname == "some text"
+    requirements = structure_many(load("c-4-requirements-00.json")["content"], Requirement)
+    assert [r.code for r in requirements] == ["NIT0RSS", "LST_SAL_ETR"]
+    files = structure_many(load("c-6-files-00.json")["content"], FileInfo)
+    assert files[0].file_id == 4575539
+    assert (
+        structure(load("api-doc-14.json")["content"], ProcessStatus).errors[0].code == "some text"
+    )
+    dossiers = structure_many(load("api-doc-42.json")["content"], Dossier)
+    assert dossiers[0].stopping_reason == "ACTION_VOLONTAIRE"
+    assert structure(load("api-doc-39.json"), Messages).warning[0].code == "some text"
+
+
+def test_plain_string_messages_and_bad_records() -> None:
+    messages = structure({"info": ["Dossier creation in progress"], "error": None}, Messages)
+    assert messages.info[0].message == "Dossier creation in progress"
+    assert messages.error == ()
+    with pytest.raises(UnexpectedResponseError, match="Dossier"):
+        structure_many(["not an object"], Dossier)

@@ -86,7 +86,13 @@ class TransportError(EattestError):
 
 
 class ConnectError(TransportError):
-    """The connection could not be established."""
+    """The connection could not be established (``transient`` is False for TLS refusals)."""
+
+    def __init__(
+        self, message: str, *, method: str = "", path: str = "", transient: bool = True
+    ) -> None:
+        self.transient = transient
+        super().__init__(message, method=method, path=path)
 
 
 class RequestTimeoutError(TransportError, builtins.TimeoutError):

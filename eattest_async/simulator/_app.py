@@ -1333,7 +1333,12 @@ class SimulatorService:
             return _json(spring_error(request.path, 404, f"File not found with id: {file_id}"), 404)
         requirement = found[1]["requirement"]
         filename = self.faults.download_filename or f"{requirement.code}_{file_id}.pdf"
-        if filename.isascii() and '"' not in filename and "\\" not in filename:
+        if (
+            filename.isascii()
+            and filename.isprintable()
+            and '"' not in filename
+            and "\\" not in filename
+        ):
             disposition = f'attachment; filename="{filename}"'
         else:
             from urllib.parse import quote

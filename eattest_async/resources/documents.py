@@ -1,0 +1,29 @@
+"""Documents of a dossier."""
+
+from __future__ import annotations
+
+from ..models import Document
+from ._base import Resource, get
+from ._filters import identifier
+
+
+class DocumentsResource(Resource):
+    """The required documents of a dossier, with the files provided for each."""
+
+    async def list(self, dossier_id: int, *, timeout: float | None = None) -> tuple[Document, ...]:
+        """GET /account/{accountId}/dossiers/{dossierId}/documents."""
+        path = await self._account_path(
+            "/dossiers/{d}/documents", d=identifier(dossier_id, "dossier_id")
+        )
+        return await self._many(get(path, "list_documents", timeout=timeout), Document)
+
+    async def get(
+        self, dossier_id: int, document_id: int, *, timeout: float | None = None
+    ) -> Document:
+        """GET /account/{accountId}/dossiers/{dossierId}/documents/{documentId}."""
+        path = await self._account_path(
+            "/dossiers/{d}/documents/{doc}",
+            d=identifier(dossier_id, "dossier_id"),
+            doc=identifier(document_id, "document_id"),
+        )
+        return await self._one(get(path, "get_document", timeout=timeout), Document)

@@ -1,0 +1,81 @@
+"""Files (evidences) of a document: list them, download one."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .._protocol import ApiRequest, path
+from ..models import FileInfo
+from ._base import Resource, get
+from ._filters import identifier
+
+
+class FilesResource(Resource):
+    """The files provided for a document, mostly PDFs."""
+
+    async def list(
+        self, dossier_id: int, document_id: int, *, timeout: float | None = None
+    ) -> tuple[FileInfo, ...]:
+        """GET .../dossiers/{dossierId}/documents/{documentId}/files (EDGE v1.3)."""
+        return await self._many(
+            get(
+                await self._document_path(dossier_id, document_id, "/files"),
+                "list_files",
+                timeout=timeout,
+            ),
+            FileInfo,
+        )
+
+    async def evidences(
+        self, dossier_id: int, document_id: int, *, timeout: float | None = None
+    ) -> tuple[FileInfo, ...]:
+        """GET .../dossiers/{dossierId}/documents/{documentId}/evidences (EDGE v1.3)."""
+        return await self._many(
+            get(
+                await self._document_path(dossier_id, document_id, "/evidences"),
+                "list_evidences",
+                timeout=timeout,
+            ),
+            FileInfo,
+        )
+
+    async def download(
+        self,
+        dossier_id: int,
+        document_id: int,
+        file_id: int,
+        *,
+        dest: str | os.PathLike[str] = ".",
+        expected_size: int | None = None,
+        timeout: float | None = None,
+    ) -> Path:
+        """GET .../documents/{documentId}/files/{fileId}: stream the file to disk, atomically.
+
+        ``dest`` is a folder (the server's file name is used, made safe) or a file path.
+        The size is checked against ``Content-Length`` and ``expected_size`` (pass
+        ``FileInfo.file_size``); a short, failed or cancelled download leaves no file.
+        Returns the path written.
+        """
+        file_id = identifier(file_id, "file_id")
+        request_path = await self._document_path(dossier_id, document_id, "/files/{f}", f=file_id)
+        request = ApiRequest(
+            method="GET", path=request_path, operation="download_file", timeout=timeout
+        )
+        if expected_size is not None:
+            identifier(expected_size, "expected_size")
+        return await self._client._download(
+            request, Path(dest), expected_size=expected_size, fallback_name=f"file-{file_id}"
+        )
+
+    async def _document_path(
+        self, dossier_id: int, document_id: int, tail: str, **params: object
+    ) -> str:
+        account_id = await self._client.account_id()
+        return path(
+            "/account/{a}/dossiers/{d}/documents/{doc}" + tail,
+            a=account_id,
+            d=identifier(dossier_id, "dossier_id"),
+            doc=identifier(document_id, "document_id"),
+            **params,
+        )

@@ -1,0 +1,85 @@
+"""Dossier-creation processes: status, recent ones, and waiting for one."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import anyio
+
+from .._exceptions import DossierCreationError, InvalidInputError, ProcessTimeoutError
+from .._validation import check_date
+from ..models import ProcessStatus
+from ._base import Resource, get
+from ._filters import optional
+
+
+def _process_id(value: object) -> str:
+    text = (
+        str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
+    )
+    if not text:
+        raise InvalidInputError(
+            "process_id", "expected the processId returned by dossiers.create()"
+        )
+    return text
+
+
+class ProcessesResource(Resource):
+    """Follow the asynchronous creation of dossiers."""
+
+    async def get(self, process_id: str, *, timeout: float | None = None) -> ProcessStatus:
+        """GET /account/{accountId}/dossiers/process/{processId}."""
+        path = await self._account_path("/dossiers/process/{p}", p=_process_id(process_id))
+        return await self._one(get(path, "get_process", timeout=timeout), ProcessStatus)
+
+    async def list(
+        self, *, since: dt.date | str | None = None, timeout: float | None = None
+    ) -> tuple[ProcessStatus, ...]:
+        """GET /account/{accountId}/dossiers/processes: started since a date (default: 24 h)."""
+        request = get(
+            await self._account_path("/dossiers/processes"),
+            "list_processes",
+            timeout=timeout,
+            fromDate=optional(check_date, since, "since"),
+        )
+        return await self._many(request, ProcessStatus)
+
+    async def wait(
+        self,
+        process_id: str,
+        *,
+        timeout: float = 60.0,
+        interval: float = 1.0,
+        raise_on_failure: bool = True,
+    ) -> ProcessStatus:
+        """Poll until the process completes (or ``timeout`` seconds pass).
+
+        A failed creation raises :class:`DossierCreationError` carrying its E-codes, unless
+        ``raise_on_failure=False``. Polling backs off gently from ``interval`` to 10 s.
+        """
+        process_id = _process_id(process_id)
+        if timeout <= 0 or interval <= 0:
+            raise InvalidInputError("timeout", "timeout and interval must be > 0")
+        delay = interval
+        status: ProcessStatus | None = None
+        with anyio.move_on_after(timeout):
+            while True:
+                status = await self.get(process_id)
+                if status.complete:
+                    break
+                await anyio.sleep(delay)
+                delay = min(delay * 1.5, 10.0)
+        if status is None or not status.complete:
+            raise ProcessTimeoutError(process_id, timeout)
+        if status.failed and raise_on_failure:
+            codes = [m.code for m in status.errors if m.code]
+            texts = [m.message or "" for m in status.errors]
+            raise DossierCreationError(
+                f"dossier creation {process_id} failed",
+                status=None,
+                method="GET",
+                path=f"process/{process_id}",
+                codes=codes,
+                messages=texts,
+            )
+        return status

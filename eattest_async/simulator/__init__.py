@@ -21,8 +21,11 @@ are also reachable over HTTP: ``GET/PUT /_simulator/faults``, ``GET /_simulator/
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import time
 from types import TracebackType
+from typing import Any
 
 from aiohttp import web
 
@@ -42,6 +45,38 @@ __all__ = [
     "SimulatorStats",
     "Thirdparty",
 ]
+
+
+class _ArrivalStamp(asyncio.Protocol):
+    """Delegates to aiohttp's protocol and notes when each request's bytes arrived.
+
+    Under load a handler may start well after its request arrived; whether a request was
+    sent before or after a 429 must be judged on arrival, not on when it was handled.
+    """
+
+    def __init__(self, inner: Any, arrivals: dict[int, float]) -> None:
+        self._inner = inner
+        self._arrivals = arrivals
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self._inner.connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        self._arrivals[id(self._inner)] = time.time()
+        self._inner.data_received(data)
+
+    def eof_received(self) -> bool | None:
+        return self._inner.eof_received()  # type: ignore[no-any-return]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._arrivals.pop(id(self._inner), None)
+        self._inner.connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        self._inner.pause_writing()
+
+    def resume_writing(self) -> None:
+        self._inner.resume_writing()
 
 
 class Simulator:
@@ -90,6 +125,7 @@ class Simulator:
         self._host = host
         self._port = port
         self._runner: web.AppRunner | None = None
+        self._server: asyncio.AbstractServer | None = None
 
     def __repr__(self) -> str:
         state = self.base_url if self._runner is not None else "stopped"
@@ -104,21 +140,28 @@ class Simulator:
             self._service.build_app(), access_log=None, handle_signals=False, shutdown_timeout=0.5
         )
         await runner.setup()
+        protocols = runner.server
+        assert protocols is not None
+        arrivals = self._service.arrivals
         try:
-            site = web.TCPSite(runner, self._host, self._port)
-            await site.start()
+            self._server = await asyncio.get_running_loop().create_server(
+                lambda: _ArrivalStamp(protocols(), arrivals), self._host, self._port
+            )
         except BaseException:
             await runner.cleanup()
             raise
-        server = site._server
-        assert server is not None
-        self._port = int(server.sockets[0].getsockname()[1])  # type: ignore[attr-defined]
+        self._port = int(self._server.sockets[0].getsockname()[1])
         self._runner = runner
 
     async def stop(self) -> None:
         runner, self._runner = self._runner, None
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()  # stop accepting; open connections are closed by the runner
         if runner is not None:
             await runner.cleanup()
+        if server is not None:
+            await server.wait_closed()
         self._service.close()
 
     async def __aenter__(self) -> Simulator:

@@ -30,6 +30,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--rate-window", type=float, default=60.0)
     parser.add_argument(
+        "--no-ratelimit-headers",
+        action="store_true",
+        help="answer 429 without RateLimit-* headers to pace by",
+    )
+    parser.add_argument(
         "--password", default=None, help="fixed password (default: random, printed)"
     )
     return parser.parse_args(argv)
@@ -46,6 +51,8 @@ async def serve(args: argparse.Namespace) -> None:
     )
     simulator.faults.rate_limit = args.rate_limit
     simulator.faults.rate_window = args.rate_window
+    if args.no_ratelimit_headers:
+        simulator.faults.ratelimit_headers = "none"
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

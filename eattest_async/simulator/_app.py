@@ -207,6 +207,7 @@ class SimulatorService:
         self._rng = random.Random(fault_seed)
         self._list_dossier_calls = 0
         self._timers: set[asyncio.TimerHandle] = set()
+        self.arrivals: dict[int, float] = {}  # id(protocol) -> when its last request arrived
 
     # -- public helpers (used by Simulator) ------------------------------------------
 
@@ -377,7 +378,8 @@ class SimulatorService:
         key = claims["sid"] if claims else f"peer:{request.remote}"
         headers: dict[str, str] = {}
         if operation != "token":
-            if self._limiter.note_arrival(key, now):
+            arrived = min(self.arrivals.get(id(request.protocol), now), now)
+            if self._limiter.note_arrival(key, arrived, plan.early_grace):
                 self.stats.early_requests += 1
             if plan.latency or plan.jitter:
                 await asyncio.sleep(plan.latency + self._rng.uniform(0, plan.jitter))
@@ -692,11 +694,17 @@ class SimulatorService:
         if errors:
             raise _Refusal(errors)
 
-    def _page_envelope(
+    async def _page_envelope(
         self, items: Sequence[int], page: int, size: int, render: Callable[[int], dict[str, Any]]
     ) -> web.Response:
         start = page * size
-        content = [render(x) for x in items[start : start + size]]
+        content = []
+        for index, item in enumerate(items[start : start + size]):
+            content.append(render(item))
+            if index % 25 == 24:
+                # Render cooperatively: concurrent requests progress together and arrive on
+                # time, as with a real server, instead of queueing behind one big page.
+                await asyncio.sleep(0)
         return _json(
             {
                 "content": content,
@@ -830,7 +838,7 @@ class SimulatorService:
             ids = self.data.thirdparty_ids(
                 matches if active else None, tuple(sorted(params.items()))
             )
-        return self._page_envelope(
+        return await self._page_envelope(
             ids, page, size, lambda j: self.data.thirdparty(j).identifier_json()
         )
 
@@ -844,7 +852,7 @@ class SimulatorService:
         ids = self.data.thirdparty_ids(
             lambda tp: predicate(tp.details_json(account)), ("q", params["search"])
         )
-        return self._page_envelope(
+        return await self._page_envelope(
             ids, page, size, lambda j: self.data.thirdparty(j).details_json(account)
         )
 
@@ -913,7 +921,7 @@ class SimulatorService:
                     else None
                 )
             if tp is None:
-                return self._page_envelope([], page, size, lambda d: {})
+                return await self._page_envelope([], page, size, lambda d: {})
             tp_index = tp.index
             candidates = self.data.dossiers_of_thirdparty(tp.index)
         elif reference is not None:
@@ -942,7 +950,9 @@ class SimulatorService:
             matches if active else None, tuple(sorted(params.items())), candidates
         )
         shape = self.faults.document_shape
-        return self._page_envelope(ids, page, size, lambda d: self.data.dossier_json(d, shape))
+        return await self._page_envelope(
+            ids, page, size, lambda d: self.data.dossier_json(d, shape)
+        )
 
     async def get_dossier(self, request: web.Request) -> web.Response:
         found = self._dossier_or_404(request)

@@ -146,6 +146,13 @@ _FOREIGN = (
 )
 
 
+# Third parties that the documentation and the official Postman collection look up.
+DOCUMENTED_THIRDPARTIES = (
+    ("E-ATTESTATIONS.COM", "50382936800045", "123", "MASSY", "91300"),
+    ("JAM CONSEIL", "38071669600063", None, "PARIS", "75008"),
+)
+
+
 @attrs.frozen
 class RequirementDef:
     document_id: int
@@ -252,8 +259,9 @@ REQUIREMENTS: tuple[RequirementDef, ...] = (
     ),
 )
 REQUIREMENTS_BY_CODE = {r.code: r for r in REQUIREMENTS}
-# Documents of generated dossiers come from the active ones, vigilance first.
-_DOC_POOL = tuple(r for r in REQUIREMENTS if r.active)
+# The documents of the duty of care ("obligation de vigilance"), what indicator I001 covers.
+DUTY_OF_CARE = ("ATT_VIGI", "JUSTIF_IMM", "LST_SAL_ETR")
+_OTHER_DOCS = tuple(r for r in REQUIREMENTS if r.active and r.code not in DUTY_OF_CARE)
 
 _EPOCH = dt.datetime(2018, 1, 1, 8, 0, 0)
 
@@ -291,7 +299,7 @@ def _ascii(text: str) -> str:
 
 def format_datetime(stamp: dt.datetime, digits: int) -> str:
     """Naive ISO datetime with 2, 3 or 6 fractional digits, as the real service varies."""
-    return stamp.strftime("%Y-%m-%dT%H:%M:%S.%f")[: 20 + digits]
+    return stamp.isoformat(timespec="microseconds")[: 20 + digits]
 
 
 _PDF_SIZES: dict[tuple[int, str], int] = {}
@@ -466,6 +474,9 @@ class DataSet:
         self._insert_keys: dict[int, float] = {}  # dossier id -> sort position
         self._overrides: dict[int, dict[str, Any]] = {}
         self._extra_thirdparties: list[Thirdparty] = []
+        self._thirdparty_cache: dict[int, Thirdparty] = {}
+        for documented in DOCUMENTED_THIRDPARTIES:  # the docs' own examples can be found too
+            self._add_documented(*documented)
         self._next_dossier_id = DOSSIER_ID_BASE + dossiers
         self._order_cache: tuple[int, Sequence[int]] | None = None
         self._filter_cache: dict[tuple[Any, ...], tuple[int, Sequence[int]]] = {}
@@ -495,6 +506,14 @@ class DataSet:
     def thirdparty(self, j: int) -> Thirdparty:
         if j >= self.base_thirdparties:
             return self._extra_thirdparties[j - self.base_thirdparties]
+        cached = self._thirdparty_cache.get(j)
+        if cached is None:
+            if len(self._thirdparty_cache) >= 50_000:  # bounded: a million need no memory
+                self._thirdparty_cache.clear()
+            cached = self._thirdparty_cache[j] = self._make_thirdparty(j)
+        return cached
+
+    def _make_thirdparty(self, j: int) -> Thirdparty:
         h = _mix(self.seed, j, 19)
         foreign = h % 20 == 0
         siren = self._siren_of(j)
@@ -614,6 +633,30 @@ class DataSet:
         self._bump()
         return tp
 
+    def _add_documented(
+        self, name: str, siret: str, code: str | None, city: str, post_code: str
+    ) -> None:
+        j = self.thirdparty_count()
+        self._extra_thirdparties.append(
+            Thirdparty(
+                index=j,
+                thirdparty_id=THIRDPARTY_ID_BASE + j,
+                code=code or f"TP-{j:07d}",
+                company_id_type="CIT001",
+                company_id_value=siret,
+                country="FR",
+                siren=siret[:9],
+                siret=siret,
+                tva="FR" + fr_vat_key(siret[:9]) + siret[:9],
+                name=name,
+                monitored=True,
+                global_state=True,
+                subscription_state=True,
+                out_of_business=False,
+                seed=self.seed,
+            )
+        )
+
     def thirdparty_ids(
         self, predicate: Callable[[Thirdparty], bool] | None, key: tuple[Any, ...]
     ) -> Sequence[int]:
@@ -712,7 +755,6 @@ class DataSet:
             "tp": i % self.base_thirdparties,
             "monitored": monitored,
             "dossierReference": f"DOS-{i:07d}",
-            "state": (h >> 8) % 100 < 60,
             "changed": changed,
             "purchasingCategory": ("IT", "BTP", "Services", "Transport", "")[(h >> 16) % 5],
             "description": f"Suivi fournisseur {i}",
@@ -782,9 +824,13 @@ class DataSet:
         if fields.get("requiredDocuments") is not None:
             codes = list(fields["requiredDocuments"])
         else:
-            count = 3 + h % 4
-            start = (h >> 4) % len(_DOC_POOL)
-            codes = [_DOC_POOL[(start + k) % len(_DOC_POOL)].code for k in range(count)]
+            # The duty-of-care trio (what indicator I001 covers) and up to 3 others.
+            extra = h % 4
+            start = (h >> 4) % len(_OTHER_DOCS)
+            codes = [
+                *DUTY_OF_CARE,
+                *(_OTHER_DOCS[(start + k) % len(_OTHER_DOCS)].code for k in range(extra)),
+            ]
         requested = fields["changed"] - dt.timedelta(days=30)
         documents = []
         for k, code in enumerate(codes):
@@ -841,7 +887,11 @@ class DataSet:
         fields = self._base_fields(dossier_id)
         tp = self.thirdparty(fields["tp"])
         digits = (2, 3, 6)[dossier_id % 3]
-        complete = bool(fields["state"])
+        documents = self._documents(dossier_id, fields)
+        # I001 holds when every duty-of-care document is there; the dossier when all are.
+        duty = [d["present"] for d in documents if d["requirement"].code in DUTY_OF_CARE]
+        duty_of_care = bool(duty) and all(duty)
+        complete = all(d["present"] for d in documents)
         return {
             "dossierId": dossier_id,
             "accountId": self.account_id,
@@ -866,13 +916,11 @@ class DataSet:
             "indicators": [
                 {
                     "indicatorCode": "I001",
-                    "state": complete,
+                    "state": duty_of_care,
                     "lastChangeDate": format_datetime(fields["changed"], digits),
                 }
             ],
-            "documents": [
-                self.document_json(d, shape) for d in self._documents(dossier_id, fields)
-            ],
+            "documents": [self.document_json(d, shape) for d in documents],
         }
 
     @staticmethod
@@ -947,7 +995,6 @@ class DataSet:
             "tp": thirdparty.index,
             "monitored": True,
             "dossierReference": "",
-            "state": False,
             "changed": dt.datetime.now().replace(microsecond=123456),
             "purchasingCategory": "",
             "description": "",

@@ -68,6 +68,7 @@ class FaultPlan:
     drift_every: int = 0  # every N list-dossiers requests...
     drift_insert: int = 0  # ...insert this many dossiers among the existing ones
     drift_delete: int = 0  # ...and delete this many
+    early_grace: float = 0.1  # a request this soon after a 429 was already in flight
     document_shape: Literal["v1.1", "v1.3"] = "v1.1"
     download_filename: str | None = None  # hostile names for download tests
     script: list[FaultAction] = attrs.field(factory=list)
@@ -171,20 +172,19 @@ class _Window:
 class RateLimiter:
     """Fixed windows per key, as API Entreprise counts: the first call opens the window."""
 
-    EARLY_GRACE = 0.1  # requests in flight when a 429 went out are not early
-
     def __init__(self) -> None:
         self._windows: dict[str, _Window] = {}
 
     def reset(self) -> None:
         self._windows.clear()
 
-    def note_arrival(self, key: str, now: float) -> bool:
-        """Record an arrival; True when it came before a deadline announced to this key."""
+    def note_arrival(self, key: str, now: float, grace: float) -> bool:
+        """True when a request arrives before a deadline announced to this key, more than
+        ``grace`` seconds after the announcement (earlier ones were already in flight)."""
         window = self._windows.get(key)
         if window is None or window.deadline is None or window.announced_at is None:
             return False
-        return window.announced_at + self.EARLY_GRACE < now < window.deadline
+        return window.announced_at + grace < now < window.deadline
 
     def announce(self, key: str, now: float, deadline: float) -> None:
         window = self._windows.setdefault(key, _Window(started=now))

@@ -26,6 +26,7 @@ from ._exceptions import (
     UnexpectedResponseError,
     ValidationError,
 )
+from ._pagination import Checkpoint, Scan, ScanProgress, ScanReport
 from .models import (
     Account,
     AccountStatistics,
@@ -56,6 +57,7 @@ __all__ = [
     "AccountStatistics",
     "ApiError",
     "AuthenticationError",
+    "Checkpoint",
     "Client",
     "ClientClosedError",
     "ClientStats",
@@ -89,7 +91,10 @@ __all__ = [
     "Requirement",
     "RequirementError",
     "RetryPolicy",
+    "Scan",
     "ScanError",
+    "ScanProgress",
+    "ScanReport",
     "ServerError",
     "Subscription",
     "Thirdparty",

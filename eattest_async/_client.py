@@ -181,6 +181,12 @@ class Client:
                 "the client is not open: use 'async with Client(...) as client'"
             )
 
+    @property
+    def token_lifetime(self) -> float | None:
+        """Seconds the current access token was issued for (None before the first call)."""
+        token = self._tokens.current if self._tokens is not None else None
+        return token.lifetime if token is not None else None
+
     # -- identity --------------------------------------------------------------------------
 
     async def account_id(self) -> int:

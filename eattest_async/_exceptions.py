@@ -30,6 +30,10 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ._pagination import Checkpoint
 
 __all__ = [
     "ApiError",
@@ -212,7 +216,9 @@ class ScanError(EattestError):
     ``resume_from=`` to fetch only the rest. The original error is ``__cause__``.
     """
 
-    def __init__(self, message: str, *, completed_pages: Sequence[int], checkpoint: object) -> None:
+    def __init__(
+        self, message: str, *, completed_pages: Sequence[int], checkpoint: Checkpoint
+    ) -> None:
         self.completed_pages = tuple(completed_pages)
         self.checkpoint = checkpoint
         super().__init__(message)

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, TypeVar
+from collections.abc import Callable, Hashable
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from .. import _protocol
 from .._converter import structure, structure_many
+from .._exceptions import InvalidInputError
+from .._pagination import Checkpoint, Scan, ScanProgress
 from .._protocol import ApiRequest, Envelope
+from .._validation import check_page_size
 from ..models.common import Messages, Page
 
 if TYPE_CHECKING:
@@ -43,6 +47,65 @@ class Resource:
     ) -> Page[T]:
         envelope = await self._client._call(request)
         return page_of(envelope, request, model, page, page_size)
+
+    def _scan(
+        self,
+        *,
+        operation: str,
+        template: str,
+        filters: tuple[tuple[str, str], ...],
+        model: type[T],
+        key: Callable[[Any], Hashable],
+        raw_key: str,
+        page_size: int,
+        concurrency: int | None,
+        order: Literal["page", "completed"],
+        resume_from: Checkpoint | dict[str, Any] | None,
+        on_progress: Callable[[ScanProgress], object] | None,
+        raw: bool,
+    ) -> Scan[Any]:
+        """A :class:`Scan` of a list operation: every page, concurrently, each item once."""
+        client = self._client
+        page_size = check_page_size(page_size)
+        if not isinstance(raw, bool):
+            raise InvalidInputError("raw", "expected True or False")
+
+        async def fetch(page: int, size: int) -> Envelope:
+            request = ApiRequest(
+                method="GET",
+                path=await self._account_path(template),
+                operation=operation,
+                query=(*filters, ("page", str(page)), ("pageSize", str(size))),
+            )
+            return await client._call(request)
+
+        def convert(items: list[Any]) -> tuple[Any, ...]:
+            if raw:
+                return tuple(items)
+            return structure_many(items, model, method="GET", path=template)
+
+        def raw_item_key(item: Any) -> Hashable:
+            value = item.get(raw_key) if isinstance(item, dict) else None
+            return value if value is not None else id(item)
+
+        def model_key(item: Any) -> Hashable:
+            value = key(item)
+            return value if value is not None else id(item)
+
+        return Scan(
+            operation=operation,
+            filters=filters,
+            fetch=fetch,
+            convert=convert,
+            key=raw_item_key if raw else model_key,
+            retries=lambda: dict(client.stats.retries),
+            cooldown=lambda: client._gate.cooldown_remaining,
+            page_size=page_size,
+            concurrency=client.limits.scan_concurrency if concurrency is None else concurrency,
+            order=order,
+            resume_from=resume_from,
+            on_progress=on_progress,
+        )
 
     async def _action(self, request: ApiRequest) -> Messages:
         envelope = await self._client._call(request)

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Callable
+from typing import Any, Literal, overload
 
 from .._exceptions import InvalidInputError
-from .._protocol import compact
+from .._pagination import Checkpoint, Scan, ScanProgress
+from .._protocol import ApiRequest, compact, query
 from .._validation import (
     check_date,
     check_duns,
@@ -113,6 +115,36 @@ def dossier_update_body(update: DossierUpdate) -> dict[str, Any]:
 class DossiersResource(Resource):
     """The account's dossiers: one per monitored third-party relationship."""
 
+    @staticmethod
+    def _filters(
+        *,
+        thirdparty_id: int | None = None,
+        company_id_type: str | None = None,
+        company_id_value: str | None = None,
+        thirdparty_code: str | None = None,
+        dossier_reference: str | None = None,
+        monitored: bool | None = None,
+        state_last_change_date: dt.date | str | None = None,
+        siren: str | None = None,
+        siret: str | None = None,
+        tva: str | None = None,
+    ) -> tuple[tuple[str, str], ...]:
+        """The search filters in the API's spelling, each checked locally."""
+        return query(
+            thirdpartyId=optional(identifier, thirdparty_id, "thirdparty_id"),
+            companyIdType=company_id_type_or_none(company_id_type),
+            companyIdValue=company_id_value,
+            thirdpartyCode=thirdparty_code,
+            dossierReference=dossier_reference,
+            monitored=monitored,
+            stateLastChangeDate=optional(
+                check_date, state_last_change_date, "state_last_change_date"
+            ),
+            siren=optional(check_siren, siren, "siren"),
+            siret=optional(check_siret, siret, "siret"),
+            tva=optional(check_vat, tva, "tva"),
+        )
+
     async def list(
         self,
         *,
@@ -131,26 +163,74 @@ class DossiersResource(Resource):
         timeout: float | None = None,
     ) -> Page[Dossier]:
         """GET /account/{accountId}/dossiers: one page (0-based) of the dossiers matching."""
-        request = get(
-            await self._account_path("/dossiers"),
-            "list_dossiers",
-            timeout=timeout,
-            thirdpartyId=optional(identifier, thirdparty_id, "thirdparty_id"),
-            companyIdType=company_id_type_or_none(company_id_type),
-            companyIdValue=company_id_value,
-            thirdpartyCode=thirdparty_code,
-            dossierReference=dossier_reference,
+        filters = self._filters(
+            thirdparty_id=thirdparty_id,
+            company_id_type=company_id_type,
+            company_id_value=company_id_value,
+            thirdparty_code=thirdparty_code,
+            dossier_reference=dossier_reference,
             monitored=monitored,
-            stateLastChangeDate=optional(
-                check_date, state_last_change_date, "state_last_change_date"
-            ),
-            siren=optional(check_siren, siren, "siren"),
-            siret=optional(check_siret, siret, "siret"),
-            tva=optional(check_vat, tva, "tva"),
-            page=check_page(page),
-            pageSize=optional(check_page_size, page_size, "page_size"),
+            state_last_change_date=state_last_change_date,
+            siren=siren,
+            siret=siret,
+            tva=tva,
+        )
+        paging = query(
+            page=check_page(page), pageSize=optional(check_page_size, page_size, "page_size")
+        )
+        request = ApiRequest(
+            method="GET",
+            path=await self._account_path("/dossiers"),
+            operation="list_dossiers",
+            query=(*filters, *paging),
+            timeout=timeout,
         )
         return await self._page(request, Dossier, page, page_size)
+
+    @overload
+    def scan(self, *, raw: Literal[False] = False, **options: Any) -> Scan[Dossier]: ...
+
+    @overload
+    def scan(self, *, raw: Literal[True], **options: Any) -> Scan[dict[str, Any]]: ...
+
+    def scan(
+        self,
+        *,
+        page_size: int = 100,
+        concurrency: int | None = None,
+        order: Literal["page", "completed"] = "page",
+        resume_from: Checkpoint | dict[str, Any] | None = None,
+        on_progress: Callable[[ScanProgress], object] | None = None,
+        raw: bool = False,
+        **filters: Any,
+    ) -> Scan[Any]:
+        """Every dossier matching the filters of :meth:`list`, pages fetched concurrently.
+
+        ::
+
+            scan = client.dossiers.scan(monitored=True, page_size=100, concurrency=16)
+            async for dossier in scan:
+                ...
+            print(scan.report)
+
+        ``order="page"`` yields in page order, ``"completed"`` as pages arrive.
+        ``resume_from=`` takes ``scan.checkpoint()`` (or its ``to_json()``) to fetch only
+        the pages not yet delivered. ``raw=True`` yields the JSON dicts, unstructured.
+        """
+        return self._scan(
+            operation="list_dossiers",
+            template="/dossiers",
+            filters=self._filters(**filters),
+            model=Dossier,
+            key=lambda d: d.dossier_id,
+            raw_key="dossierId",
+            page_size=page_size,
+            concurrency=concurrency,
+            order=order,
+            resume_from=resume_from,
+            on_progress=on_progress,
+            raw=raw,
+        )
 
     async def get(self, dossier_id: int, *, timeout: float | None = None) -> Dossier:
         """GET /account/{accountId}/dossiers/{dossierId}: the dossier with documents and files."""

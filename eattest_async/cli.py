@@ -1,14 +1,186 @@
-"""The ``eattest`` command line."""
+"""The ``eattest`` command line: ``demo``, ``scan``, ``whoami``, ``simulator``.
+
+Exit codes: 0 ok, 1 API error, 2 usage, 3 authentication, 4 rate limit exhausted.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import csv
+import os
+import signal
 import sys
-from collections.abc import Sequence
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from pathlib import Path
+from typing import Any, TextIO
 
 try:
     import click
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+    from rich.table import Table
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise SystemExit('the command line needs its extra: pip install "eattest-async[cli]"') from exc
+
+import orjson
+
+from . import (
+    ApiError,
+    AuthenticationError,
+    Client,
+    EattestError,
+    Environment,
+    InvalidInputError,
+    RateLimitError,
+    ScanError,
+)
+from ._pagination import Checkpoint, Scan, ScanProgress
+
+EXIT_API, EXIT_USAGE, EXIT_AUTH, EXIT_RATE = 1, 2, 3, 4
+
+err = Console(stderr=True)
+
+
+def _fail(message: str, code: int) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise SystemExit(code)
+
+
+def _exit_code(error: BaseException) -> int:
+    cause = error.__cause__ if isinstance(error, ScanError) and error.__cause__ else error
+    if isinstance(cause, AuthenticationError):
+        return EXIT_AUTH
+    if isinstance(cause, RateLimitError):
+        return EXIT_RATE
+    if isinstance(cause, InvalidInputError):
+        return EXIT_USAGE
+    return EXIT_API
+
+
+@contextlib.asynccontextmanager
+async def simulator_process(*args: str) -> AsyncIterator[dict[str, str]]:
+    """The simulator in a process of its own (as it would be on another machine)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "eattest_async.simulator",
+        "--port",
+        "0",
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    values: dict[str, str] = {}
+    try:
+        assert process.stdout is not None
+        while "EATTEST_ACCOUNT_ID" not in values:
+            line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+            if not line:
+                raise RuntimeError("the simulator did not start")
+            key, sep, value = line.strip().partition("=")
+            if sep:
+                values[key] = value
+        yield values
+    finally:
+        if process.returncode is None:
+            process.send_signal(signal.SIGTERM)
+            await process.wait()
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(
+            "{task.fields[items]} items  {task.fields[rate]:>7} items/s  "
+            "retries {task.fields[retries]}  cooldown {task.fields[cooldown]}"
+        ),
+        TimeElapsedColumn(),
+        console=console,
+        disable=not console.is_terminal,
+        transient=False,
+    )
+
+
+def _updater(progress: Progress, task: Any) -> Callable[[ScanProgress], None]:
+    def update(snapshot: ScanProgress) -> None:
+        rate = snapshot.items / snapshot.elapsed if snapshot.elapsed else 0.0
+        retries = ", ".join(f"{k}:{v}" for k, v in sorted(snapshot.retries.items())) or "0"
+        cooldown = f"{snapshot.cooldown_remaining:.1f}s" if snapshot.cooldown_remaining else "-"
+        progress.update(
+            task,
+            completed=snapshot.pages_done,
+            total=snapshot.pages_total,
+            items=snapshot.items,
+            rate=f"{rate:,.0f}",
+            retries=retries,
+            cooldown=cooldown,
+        )
+
+    return update
+
+
+# -- output ---------------------------------------------------------------------------------
+
+
+def _flat(dossier: dict[str, Any]) -> dict[str, Any]:
+    """One CSV row per dossier: scalars, the I001 state, document counts."""
+    row = {k: v for k, v in dossier.items() if not isinstance(v, (list, dict))}
+    indicators = dossier.get("indicators") or []
+    row["I001"] = next(
+        (i.get("state") for i in indicators if (i.get("indicatorCode") or i.get("code")) == "I001"),
+        None,
+    )
+    documents = dossier.get("documents") or []
+    row["documents"] = len(documents)
+    row["documents_missing"] = sum(1 for d in documents if not d.get("present"))
+    return row
+
+
+class _Writer:
+    """JSON lines (nested) or CSV (flat), written as items arrive; '-' is standard output."""
+
+    def __init__(self, target: str, *, append: bool = False) -> None:
+        self.target = target
+        self.csv = target.endswith(".csv")
+        self._append = append
+        self._handle: TextIO | None = None
+        self._csv: csv.DictWriter[str] | None = None
+
+    def __enter__(self) -> _Writer:
+        if self.target == "-":
+            self._handle = sys.stdout
+        else:
+            self._handle = open(
+                self.target, "a" if self._append else "w", encoding="utf-8", newline=""
+            )
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._handle is not None and self._handle is not sys.stdout:
+            self._handle.close()
+
+    def write(self, item: dict[str, Any]) -> None:
+        assert self._handle is not None
+        if not self.csv:
+            self._handle.write(orjson.dumps(item).decode() + "\n")
+            return
+        row = _flat(item)
+        if self._csv is None:
+            self._csv = csv.DictWriter(self._handle, fieldnames=list(row), extrasaction="ignore")
+            if not self._append:  # a resumed file already has its header
+                self._csv.writeheader()
+        self._csv.writerow(row)
+
+    def flush(self) -> None:
+        assert self._handle is not None
+        self._handle.flush()
+
+
+# -- commands -------------------------------------------------------------------------------
 
 
 @click.group()
@@ -17,10 +189,267 @@ def cli() -> None:
     """Scan, export and download from the e-Attestations API (or its simulator)."""
 
 
+@cli.command()
+@click.option("--dossiers", default=20_000, show_default=True, help="dossiers in the simulator")
+@click.option("--concurrency", default=16, show_default=True)
+@click.option("--page-size", default=100, show_default=True)
+@click.option("--latency", default=0.03, show_default=True, help="simulated network latency (s)")
+@click.option(
+    "--rate-limit", default=60, show_default=True, help="requests per second the simulator allows"
+)
+@click.option("--out", default="dossiers.jsonl", show_default=True, type=click.Path(dir_okay=False))
+def demo(
+    dossiers: int, concurrency: int, page_size: int, latency: float, rate_limit: int, out: str
+) -> None:
+    """Scan every dossier of the embedded simulator, concurrently, within its rate limit."""
+    asyncio.run(_demo(dossiers, concurrency, page_size, latency, rate_limit, out))
+
+
+async def _demo(
+    dossiers: int, concurrency: int, page_size: int, latency: float, rate_limit: int, out: str
+) -> None:
+    console = Console()
+    console.print(
+        f"Starting the simulator: {dossiers:,} dossiers, {latency * 1000:.0f} ms latency, "
+        f"{rate_limit} requests/s per session (answered 429 beyond, no RateLimit headers)."
+    )
+    async with simulator_process(
+        "--dossiers",
+        str(dossiers),
+        "--latency",
+        str(latency),
+        "--rate-limit",
+        str(rate_limit),
+        "--rate-window",
+        "1",
+        "--no-ratelimit-headers",
+    ) as sim:
+        environment = Environment.custom(
+            base_url=sim["EATTEST_BASE_URL"], token_url=sim["EATTEST_TOKEN_URL"], name="simulator"
+        )
+        started = time.monotonic()
+        complete = missing = total = 0
+        seen: set[int] = set()
+        async with Client(
+            environment, username=sim["EATTEST_USERNAME"], password=sim["EATTEST_PASSWORD"]
+        ) as client:
+            with _progress(console) as progress, _Writer(out) as writer:
+                task = progress.add_task(
+                    "dossiers", total=None, items=0, rate="0", retries="0", cooldown="-"
+                )
+                scan = client.dossiers.scan(
+                    page_size=page_size,
+                    concurrency=concurrency,
+                    raw=True,
+                    on_progress=_updater(progress, task),
+                )
+                async for item in scan:
+                    writer.write(item)
+                    total += 1
+                    seen.add(item["dossierId"])
+                    indicators = item.get("indicators") or []
+                    complete += any(
+                        i.get("indicatorCode") == "I001" and i.get("state") for i in indicators
+                    )
+                    missing += sum(1 for d in item.get("documents") or [] if not d.get("present"))
+            report = scan.report
+        async with (
+            _http() as http,
+            http.get(
+                sim["EATTEST_BASE_URL"].rsplit("/api/v1", 1)[0] + "/_simulator/stats"
+            ) as response,
+        ):
+            server = await response.json()
+    elapsed = time.monotonic() - started
+    table = Table(title="Dossier scan", show_header=False)
+    once = len(seen) == total == dossiers
+    table.add_row(
+        "dossiers", f"{total:,} of {dossiers:,}, each exactly once: {'yes' if once else 'NO'}"
+    )
+    table.add_row("duty of care (I001) complete", f"{complete / total:.1%}" if total else "-")
+    table.add_row("documents missing", f"{missing:,}")
+    table.add_row(
+        "pages", f"{report.pages_fetched} at {report.pages_fetched / elapsed:.1f} pages/s"
+    )
+    table.add_row(
+        "429s honoured",
+        f"{server['rate_limited']} (requests before a Retry-After deadline: "
+        f"{server['early_requests']})",
+    )
+    table.add_row(
+        "retries", ", ".join(f"{k}: {v}" for k, v in sorted(report.retries.items())) or "none"
+    )
+    table.add_row("time", f"{elapsed:.1f} s")
+    table.add_row("written to", out)
+    console.print(table)
+
+
+def _http() -> Any:
+    import aiohttp  # the simulator's admin endpoints; the client itself never needs this
+
+    return aiohttp.ClientSession()
+
+
+def _environment(env: str, base_url: str | None, token_url: str | None) -> Environment:
+    if base_url or token_url:
+        if not (base_url and token_url):
+            _fail("--base-url and --token-url go together", EXIT_USAGE)
+        return Environment.custom(base_url=base_url or "", token_url=token_url or "")
+    return Environment.PROD if env == "prod" else Environment.TEST
+
+
+def _connection_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--env",
+            "env",
+            type=click.Choice(["test", "prod"]),
+            envvar="EATTEST_ENV",
+            default="test",
+            show_default=True,
+        ),
+        click.option("--base-url", envvar="EATTEST_BASE_URL"),
+        click.option("--token-url", envvar="EATTEST_TOKEN_URL"),
+        click.option("--username", envvar="EATTEST_USERNAME"),
+        click.option("--account-id", type=int, envvar="EATTEST_ACCOUNT_ID"),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _credentials(username: str | None) -> tuple[str, str]:
+    password = os.environ.get("EATTEST_PASSWORD")
+    if not username:
+        _fail("no username: --username or EATTEST_USERNAME", EXIT_USAGE)
+    if not password:
+        if not sys.stdin.isatty():
+            _fail(
+                "no password: set EATTEST_PASSWORD (passwords are never taken as a flag)",
+                EXIT_USAGE,
+            )
+        password = click.prompt("password", hide_input=True)
+    assert username is not None
+    return username, password
+
+
+@cli.command()
+@_connection_options
+def whoami(
+    env: str,
+    base_url: str | None,
+    token_url: str | None,
+    username: str | None,
+    account_id: int | None,
+) -> None:
+    """The account behind the credentials and its subscriptions."""
+    user, password = _credentials(username)
+    environment = _environment(env, base_url, token_url)
+
+    async def run() -> None:
+        async with Client(
+            environment, username=user, password=password, account_id=account_id
+        ) as client:
+            account = await client.account.get()
+            lifetime = client.token_lifetime
+        click.echo(f"account {account.id}: {account.name} ({account.company})")
+        click.echo(f"subscription status: {account.subscription_status}")
+        for sub in account.subscriptions:
+            click.echo(
+                f"  subscription {sub.key}: {sub.status} since {sub.start_subscription_date}"
+            )
+        if lifetime is not None:
+            click.echo(f"token lifetime: {lifetime:.0f} s")
+
+    _run(run)
+
+
+@cli.command()
+@click.argument("kind", type=click.Choice(["dossiers", "thirdparties"]))
+@_connection_options
+@click.option(
+    "--out", default="-", show_default=True, help="FILE.jsonl, FILE.csv or - for standard output"
+)
+@click.option("--concurrency", default=8, show_default=True)
+@click.option("--page-size", default=100, show_default=True)
+@click.option("--monitored/--all", "monitored", default=None)
+@click.option("--siren")
+@click.option(
+    "--resume", "resume", type=click.Path(dir_okay=False), help="checkpoint file to resume from"
+)
+def scan(
+    kind: str,
+    env: str,
+    base_url: str | None,
+    token_url: str | None,
+    username: str | None,
+    account_id: int | None,
+    out: str,
+    concurrency: int,
+    page_size: int,
+    monitored: bool | None,
+    siren: str | None,
+    resume: str | None,
+) -> None:
+    """Stream every dossier or third party to a file, as pages arrive.
+
+    Ctrl-C leaves a valid partial file and a checkpoint (OUT.checkpoint.json) to resume from.
+    """
+    user, password = _credentials(username)
+    environment = _environment(env, base_url, token_url)
+    checkpoint_path = Path((out if out != "-" else kind) + ".checkpoint.json")
+    resume_from = Checkpoint.from_json(orjson.loads(Path(resume).read_bytes())) if resume else None
+    console = Console(stderr=True)
+
+    async def run() -> None:
+        filters: dict[str, Any] = {"monitored": monitored, "siren": siren}
+        async with Client(
+            environment, username=user, password=password, account_id=account_id
+        ) as client:
+            resource = client.dossiers if kind == "dossiers" else client.thirdparties
+            with (
+                _progress(console) as progress,
+                _Writer(out, append=resume_from is not None) as writer,
+            ):
+                task = progress.add_task(
+                    kind, total=None, items=0, rate="0", retries="0", cooldown="-"
+                )
+                found: Scan[Any] = resource.scan(
+                    page_size=page_size,
+                    concurrency=concurrency,
+                    raw=True,
+                    resume_from=resume_from,
+                    on_progress=_updater(progress, task),
+                    **{k: v for k, v in filters.items() if v is not None},
+                )
+                try:
+                    async for item in found:
+                        writer.write(item)
+                finally:
+                    writer.flush()
+                    if not found.report.complete:
+                        # Synchronously: this runs on Ctrl-C, where an await would be cancelled.
+                        checkpoint_path.write_bytes(orjson.dumps(found.checkpoint().to_json()))  # noqa: ASYNC240
+                        console.print(f"partial: checkpoint written to {checkpoint_path}")
+        console.print(f"{found.report.items:,} {kind} in {found.report.elapsed:.1f} s")
+
+    _run(run)
+
+
+def _run(coroutine: Callable[[], Any]) -> None:
+    try:
+        asyncio.run(coroutine())
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+    except EattestError as error:
+        code = " ".join(error.codes) + " " if isinstance(error, ApiError) and error.codes else ""
+        _fail(f"{code}{error}", _exit_code(error))
+
+
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.pass_context
 def simulator(ctx: click.Context) -> None:
-    """Serve the embedded simulator (see --help of `python -m eattest_async.simulator`)."""
+    """Serve the embedded simulator (options: `python -m eattest_async.simulator --help`)."""
     from .simulator.__main__ import main as simulator_main
 
     sys.exit(simulator_main(ctx.args))

@@ -6,13 +6,11 @@ Exit codes: 0 ok, 1 API error, 2 usage, 3 authentication, 4 rate limit exhausted
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import os
-import signal
 import sys
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -37,6 +35,7 @@ from . import (
     ScanError,
 )
 from ._pagination import Checkpoint, Scan, ScanProgress
+from .simulator import SimulatorProcess
 
 EXIT_API, EXIT_USAGE, EXIT_AUTH, EXIT_RATE = 1, 2, 3, 4
 
@@ -57,36 +56,6 @@ def _exit_code(error: BaseException) -> int:
     if isinstance(cause, InvalidInputError):
         return EXIT_USAGE
     return EXIT_API
-
-
-@contextlib.asynccontextmanager
-async def simulator_process(*args: str) -> AsyncIterator[dict[str, str]]:
-    """The simulator in a process of its own (as it would be on another machine)."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "eattest_async.simulator",
-        "--port",
-        "0",
-        *args,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    values: dict[str, str] = {}
-    try:
-        assert process.stdout is not None
-        while "EATTEST_ACCOUNT_ID" not in values:
-            line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
-            if not line:
-                raise RuntimeError("the simulator did not start")
-            key, sep, value = line.strip().partition("=")
-            if sep:
-                values[key] = value
-        yield values
-    finally:
-        if process.returncode is None:
-            process.send_signal(signal.SIGTERM)
-            await process.wait()
 
 
 def _progress(console: Console) -> Progress:
@@ -213,7 +182,7 @@ async def _demo(
         f"Starting the simulator: {dossiers:,} dossiers, {latency * 1000:.0f} ms latency, "
         f"{rate_limit} requests/s per session (answered 429 beyond, no RateLimit headers)."
     )
-    async with simulator_process(
+    async with SimulatorProcess(
         "--dossiers",
         str(dossiers),
         "--latency",
@@ -224,15 +193,10 @@ async def _demo(
         "1",
         "--no-ratelimit-headers",
     ) as sim:
-        environment = Environment.custom(
-            base_url=sim["EATTEST_BASE_URL"], token_url=sim["EATTEST_TOKEN_URL"], name="simulator"
-        )
         started = time.monotonic()
         complete = missing = total = 0
         seen: set[int] = set()
-        async with Client(
-            environment, username=sim["EATTEST_USERNAME"], password=sim["EATTEST_PASSWORD"]
-        ) as client:
+        async with Client(sim.environment, username=sim.username, password=sim.password) as client:
             with _progress(console) as progress, _Writer(out) as writer:
                 task = progress.add_task(
                     "dossiers", total=None, items=0, rate="0", retries="0", cooldown="-"
@@ -253,13 +217,7 @@ async def _demo(
                     )
                     missing += sum(1 for d in item.get("documents") or [] if not d.get("present"))
             report = scan.report
-        async with (
-            _http() as http,
-            http.get(
-                sim["EATTEST_BASE_URL"].rsplit("/api/v1", 1)[0] + "/_simulator/stats"
-            ) as response,
-        ):
-            server = await response.json()
+        server = await sim.stats()
     elapsed = time.monotonic() - started
     table = Table(title="Dossier scan", show_header=False)
     once = len(seen) == total == dossiers
@@ -282,12 +240,6 @@ async def _demo(
     table.add_row("time", f"{elapsed:.1f} s")
     table.add_row("written to", out)
     console.print(table)
-
-
-def _http() -> Any:
-    import aiohttp  # the simulator's admin endpoints; the client itself never needs this
-
-    return aiohttp.ClientSession()
 
 
 def _environment(env: str, base_url: str | None, token_url: str | None) -> Environment:

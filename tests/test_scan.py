@@ -13,16 +13,14 @@ import orjson
 import pytest
 
 import eattest_async as ea
-from eattest_async.simulator import DOSSIER_ID_BASE, Simulator
-
-from .conftest import SimulatorProcess
+from eattest_async.simulator import DOSSIER_ID_BASE, Simulator, SimulatorProcess
 
 pytestmark = pytest.mark.anyio
 
 FAST = ea.RetryPolicy(initial_backoff=0.01, max_backoff=0.1, attempts=8)
 
 
-def client_for(sim: Simulator, **options: object) -> ea.Client:
+def client_for(sim: Simulator | SimulatorProcess, **options: object) -> ea.Client:
     options.setdefault("retry", FAST)
     return ea.Client(sim.environment, username=sim.username, password=sim.password, **options)  # type: ignore[arg-type]
 
@@ -51,10 +49,10 @@ def assert_exactly_once(ids: list[int | None], expected: list[int]) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("form", ["seconds", "http-date"])
 async def test_50000_dossiers_through_429s_exactly_once_and_never_early(form: str) -> None:
-    async with SimulatorProcess("--dossiers", "50000") as sim, sim.client(retry=FAST) as client:
+    async with SimulatorProcess("--dossiers", "50000") as sim, client_for(sim) as client:
         # Nothing to pace by (no RateLimit headers) and a limit below what is asked for:
         # the client meets 429s and must keep every worker away until each deadline.
-        await sim.faults(
+        await sim.set_faults(
             rate_limit=60, rate_window=1.0, retry_after_format=form, ratelimit_headers="none"
         )
         scan = client.dossiers.scan(page_size=100, concurrency=16)
@@ -71,8 +69,8 @@ async def test_50000_dossiers_through_429s_exactly_once_and_never_early(form: st
 @pytest.mark.slow
 @pytest.mark.parametrize("headers", ["draft", "ietf"])
 async def test_ratelimit_headers_keep_it_to_at_most_one_429_per_window(headers: str) -> None:
-    async with SimulatorProcess("--dossiers", "20000") as sim, sim.client(retry=FAST) as client:
-        await sim.faults(rate_limit=60, rate_window=1.0, ratelimit_headers=headers)
+    async with SimulatorProcess("--dossiers", "20000") as sim, client_for(sim) as client:
+        await sim.set_faults(rate_limit=60, rate_window=1.0, ratelimit_headers=headers)
         started = time.monotonic()
         ids = [d.dossier_id async for d in client.dossiers.scan(page_size=100, concurrency=16)]
         windows = math.ceil(time.monotonic() - started) + 1

@@ -33,6 +33,7 @@ from .._config import Environment
 from ._app import API_PREFIX, TOKEN_PATH, SimulatorService
 from ._data import DOSSIER_ID_BASE, REQUIREMENTS, RESERVED_SIREN_PREFIXES, DataSet, Thirdparty
 from ._faults import FaultAction, FaultPlan, RecordedRequest, SimulatorStats
+from ._process import SimulatorProcess
 
 __all__ = [
     "DOSSIER_ID_BASE",
@@ -42,6 +43,7 @@ __all__ = [
     "FaultPlan",
     "RecordedRequest",
     "Simulator",
+    "SimulatorProcess",
     "SimulatorStats",
     "Thirdparty",
 ]

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import types
+import typing
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar
 
 import attrs
 from cattrs import Converter
-from cattrs.gen import make_dict_structure_fn, override
 
 from ._exceptions import UnexpectedResponseError
 from ._protocol import parse_date, parse_datetime
@@ -120,35 +121,80 @@ _converter.register_structure_hook_func(
 )
 
 
+_NONE = type(None)
+
+# Scalars: the common case is checked inline in the generated code (no call at all); a
+# value of another type goes through the lenient reader, which gives None if unreadable.
+_SCALARS: dict[Any, tuple[str, Callable[[Any, Any], Any]]] = {
+    str: ("str", _converter.get_structure_hook(str)),
+    int: ("int", _converter.get_structure_hook(int)),
+    bool: ("bool", _converter.get_structure_hook(bool)),
+    float: ("float", _converter.get_structure_hook(float)),
+}
+_PARSED: dict[Any, Callable[[Any, Any], Any]] = {
+    dt.datetime: _converter.get_structure_hook(dt.datetime),
+    dt.date: _converter.get_structure_hook(dt.date),
+}
+
+
+def _optional_inner(tp: Any) -> Any:
+    """X for ``X | None``, else None."""
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not _NONE]
+        if len(args) == 1 and len(typing.get_args(tp)) == 2:
+            return args[0]
+    return None
+
+
 def _model_hook(cls: type[Any]) -> Callable[[Any, Any], Any]:
-    """Structure function for a model: wire names, aliases, nulls as empty tuples."""
-    renames: dict[str, Any] = {}
-    aliases: list[tuple[str, str]] = []
-    nullable_tuples: list[str] = []
-    for attribute in attrs.fields(cls):
+    """Generate the structure function of a model: one Python function, fields inline.
+
+    Every field reads its wire key, then its aliases when the key is absent or null, and
+    converts in place; what is missing becomes None (or an empty tuple).
+    """
+    hints = typing.get_type_hints(cls)
+    namespace: dict[str, Any] = {"_cls": cls, "_Mapping": Mapping}
+    lines = [
+        "def structure(o, _):",
+        "    if o.__class__ is not dict and not isinstance(o, _Mapping):",
+        f"        raise TypeError('{cls.__name__} from a ' + type(o).__name__)",
+        "    g = o.get",
+    ]
+    arguments = []
+    for index, attribute in enumerate(attrs.fields(cls)):
         key = attribute.metadata.get("key") or _camel(attribute.name)
-        renames[attribute.name] = override(rename=key)
-        aliases.extend((key, alias) for alias in attribute.metadata.get("aliases", ()))
-        if attribute.metadata.get("empty_on_null"):
-            nullable_tuples.append(key)
-    generated = make_dict_structure_fn(cls, _converter, **renames)
-
-    def structure_model(data: Any, _: Any) -> Any:
-        if not isinstance(data, Mapping):
-            raise TypeError(f"expected an object for {cls.__name__}, got {type(data).__name__}")
-        patched: dict[str, Any] | None = None
-        for key, alias in aliases:
-            if key not in data and alias in data:
-                patched = patched if patched is not None else dict(data)
-                patched[key] = data[alias]
-        for key in nullable_tuples:
-            source = patched if patched is not None else data
-            if key in source and source[key] is None:
-                patched = patched if patched is not None else dict(data)
-                del patched[key]
-        return generated(patched if patched is not None else data, cls)
-
-    return structure_model
+        target = f"f{index}"
+        lines.append(f"    v = g({key!r})")
+        for alias in attribute.metadata.get("aliases", ()):
+            lines.append(f"    if v is None: v = g({alias!r})")
+        tp = hints[attribute.name]
+        inner = _optional_inner(tp)
+        if inner in _SCALARS:
+            name, slow = _SCALARS[inner]
+            namespace[f"slow_{index}"] = slow
+            lines.append(
+                f"    {target} = v if v is None or v.__class__ is {name} else slow_{index}(v, None)"
+            )
+        elif inner in _PARSED:
+            namespace[f"parse_{index}"] = _PARSED[inner]
+            lines.append(f"    {target} = None if v is None else parse_{index}(v, None)")
+        elif inner is not None:  # a nested model, or a mapping
+            namespace[f"hook_{index}"] = _converter.get_structure_hook(inner)
+            namespace[f"type_{index}"] = inner
+            lines.append(f"    {target} = None if v is None else hook_{index}(v, type_{index})")
+        elif typing.get_origin(tp) is tuple:
+            element = typing.get_args(tp)[0]
+            namespace[f"hook_{index}"] = _converter.get_structure_hook(element)
+            namespace[f"type_{index}"] = element
+            each = f"hook_{index}(x, type_{index})"
+            lines.append(f"    {target} = () if v is None else tuple([{each} for x in v])")
+        else:  # a required field of a plain type
+            namespace[f"hook_{index}"] = _converter.get_structure_hook(tp)
+            lines.append(f"    {target} = hook_{index}(v, None)")
+        arguments.append(f"{attribute.alias}={target}")
+    lines.append(f"    return _cls({', '.join(arguments)})")
+    exec("\n".join(lines), namespace)  # noqa: S102 - code generated from the model's own fields
+    return namespace["structure"]  # type: ignore[no-any-return]
 
 
 _converter.register_structure_hook_factory(attrs.has, _model_hook)

@@ -142,6 +142,7 @@ class Scan(Generic[T], AsyncIterator[T]):
         order: Order = "page",
         resume_from: Checkpoint | dict[str, Any] | None = None,
         on_progress: Callable[[ScanProgress], object] | None = None,
+        prefetch: int | None = None,
     ) -> None:
         if order not in ("page", "completed"):
             raise InvalidInputError("order", "expected 'page' or 'completed'")
@@ -172,6 +173,13 @@ class Scan(Generic[T], AsyncIterator[T]):
         self.concurrency = concurrency
         self.order: Order = order
         self._on_progress = on_progress
+        if prefetch is not None and (
+            isinstance(prefetch, bool)
+            or not isinstance(prefetch, int)
+            or not 1 <= prefetch <= concurrency
+        ):
+            raise InvalidInputError("prefetch", "expected an integer from 1 to concurrency")
+        self._prefetch = concurrency if prefetch is None else prefetch
         self._done: set[int] = set(checkpoint.done_pages) if checkpoint else set()
         self._initial_total: int | None = checkpoint.total_elements if checkpoint else None
         self._total: int | None = self._initial_total
@@ -186,6 +194,8 @@ class Scan(Generic[T], AsyncIterator[T]):
         self._retries_at_start: dict[str, int] = {}
         self._iterator: weakref.ref[AsyncGenerator[T, None]] | None = None
         self._strong: AsyncGenerator[T, None] | None = None
+        self._managed = False
+        self._iterated = False
 
     def __repr__(self) -> str:
         return f"<Scan {self._operation} page_size={self.page_size} concurrency={self.concurrency}>"
@@ -193,21 +203,29 @@ class Scan(Generic[T], AsyncIterator[T]):
     # -- the iterator protocol ------------------------------------------------------------
 
     def __aiter__(self) -> AsyncIterator[T]:
-        if self._iterator is not None:
-            raise RuntimeError(
-                "a scan is iterated once; start another (resume_from=scan.checkpoint())"
-            )
-        generator = self._run()
-        # Held weakly: when the caller drops the loop (break), asyncio finalises the generator.
-        self._iterator = weakref.ref(generator)
-        return generator
+        return self._generator()
 
     async def __anext__(self) -> T:
         # ``await anext(scan)`` without ``async for``: the scan holds its generator itself.
-        if self._strong is None:
-            self._strong = self.__aiter__()  # type: ignore[assignment]
-        assert self._strong is not None
-        return await self._strong.__anext__()
+        generator = self._strong if self._strong is not None else self._generator(hold=True)
+        return await generator.__anext__()
+
+    def _generator(self, *, hold: bool = False) -> AsyncGenerator[T, None]:
+        if self._iterated:
+            raise RuntimeError(
+                "a scan is iterated once; start another (resume_from=scan.checkpoint())"
+            )
+        self._iterated = True
+        generator = self._run()
+        if hold or self._managed:
+            # Inside ``async with`` (or driven by anext()): held here, so that leaving the
+            # block, or aclose(), ends it at once.
+            self._strong = generator
+        else:
+            # A bare loop: held weakly, so that when the caller drops the loop (break),
+            # asyncio finalises the generator and its requests go.
+            self._iterator = weakref.ref(generator)
+        return generator
 
     async def aclose(self) -> None:
         """Stop the scan now: cancel in-flight requests, release every connection."""
@@ -216,6 +234,7 @@ class Scan(Generic[T], AsyncIterator[T]):
             await generator.aclose()
 
     async def __aenter__(self) -> Scan[T]:
+        self._managed = True
         return self
 
     async def __aexit__(
@@ -376,6 +395,11 @@ class Scan(Generic[T], AsyncIterator[T]):
             if not missing:
                 self._complete = True
                 return
+            if planned is None:
+                # Speculate: the pages after the first go out with it, instead of a round trip
+                # later; those that turn out to lie past the end are cancelled (cheap, empty).
+                for page_number in range(1, self._prefetch):
+                    in_flight[page_number] = asyncio.ensure_future(self._fetch_page(page_number))
             # The first page still missing tells the total: the plan of the rest.
             first = await self._guarded(missing[0])
             for item in handover(first.page, record(first)):
@@ -383,11 +407,17 @@ class Scan(Generic[T], AsyncIterator[T]):
             if self._total is None:  # no totalElements: walk on until a short page
                 page = first
                 while len(page.items) >= self.page_size:
-                    page = await self._guarded(page.page + 1)
+                    page = await self._guarded(page.page + 1, in_flight)
                     for item in handover(page.page, record(page)):
                         yield item
                 self._complete = True
                 return
+            last_page = self.pages_total or 1
+            beyond = [in_flight.pop(p) for p in list(in_flight) if p >= last_page]
+            for task in beyond:
+                task.cancel()
+            if beyond:
+                await asyncio.gather(*beyond, return_exceptions=True)
             pending = [p for p in range(self.pages_total or 1) if p not in self._done]
             rounds = 0
             stale: list[int] = []
@@ -424,9 +454,13 @@ class Scan(Generic[T], AsyncIterator[T]):
                     await asyncio.gather(*in_flight.values(), return_exceptions=True)
             in_flight.clear()
 
-    async def _guarded(self, page: int) -> _PageResult[T]:
+    async def _guarded(
+        self, page: int, in_flight: dict[int, asyncio.Task[_PageResult[T]]] | None = None
+    ) -> _PageResult[T]:
+        """One page, from a request already sent for it if there is one."""
         try:
-            return await self._fetch_page(page)
+            task = in_flight.pop(page, None) if in_flight is not None else None
+            return await (task if task is not None else self._fetch_page(page))
         except EattestError as exc:
             raise self._error(page, exc) from exc
 
@@ -450,7 +484,8 @@ class Scan(Generic[T], AsyncIterator[T]):
                 and position - consumed < window
             ):
                 page = queue[position]
-                in_flight[page] = asyncio.ensure_future(self._fetch_page(page))
+                if page not in in_flight and page not in ready:  # not already sent speculatively
+                    in_flight[page] = asyncio.ensure_future(self._fetch_page(page))
                 position += 1
             if self.order == "page":
                 wanted = queue[consumed]

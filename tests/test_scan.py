@@ -288,3 +288,35 @@ async def test_no_warning_or_error_is_logged_by_asyncio(
                 if number == 25:
                     break
     assert [r for r in caplog.records if r.name == "asyncio"] == []
+
+
+async def test_speculative_first_round_and_prefetch_one(sim: Simulator, client: ea.Client) -> None:
+    await client.account_id()
+    target = (await client.dossiers.list(page_size=1)).items[0]
+    sim.reset()
+    alone = [
+        d.dossier_id
+        async for d in client.dossiers.scan(siret=target.siret, concurrency=8, prefetch=1)
+    ]
+    assert sim.stats.requests["list_dossiers"] == 1
+    assert target.dossier_id in alone
+    sim.reset()
+    found = [d.dossier_id async for d in client.dossiers.scan(siret=target.siret, concurrency=8)]
+    assert found == alone
+    # The first page and at most 7 past the end; cancelled ones that had left still arrive.
+    assert sim.stats.requests["list_dossiers"] <= 8
+    with pytest.raises(ea.InvalidInputError):
+        client.dossiers.scan(concurrency=4, prefetch=5)
+
+
+async def test_anext_then_aclose_leaves_no_task(sim: Simulator, client: ea.Client) -> None:
+    sim.faults.latency = 0.05
+    baseline = client_tasks()
+    scan = client.dossiers.scan(page_size=10, concurrency=8)
+    first = await anext(scan)
+    assert first.dossier_id == DOSSIER_ID_BASE
+    await scan.aclose()
+    assert client_tasks() == baseline
+    with pytest.raises(RuntimeError, match="iterated once"):
+        async for _ in scan:
+            pass

@@ -63,6 +63,7 @@ class Resource:
         resume_from: Checkpoint | dict[str, Any] | None,
         on_progress: Callable[[ScanProgress], object] | None,
         raw: bool,
+        prefetch: int | None = None,
     ) -> Scan[Any]:
         """A :class:`Scan` of a list operation: every page, concurrently, each item once."""
         client = self._client
@@ -105,6 +106,7 @@ class Resource:
             order=order,
             resume_from=resume_from,
             on_progress=on_progress,
+            prefetch=prefetch,
         )
 
     async def _action(self, request: ApiRequest) -> Messages:

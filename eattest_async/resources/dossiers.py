@@ -201,6 +201,7 @@ class DossiersResource(Resource):
         order: Literal["page", "completed"] = "page",
         resume_from: Checkpoint | dict[str, Any] | None = None,
         on_progress: Callable[[ScanProgress], object] | None = None,
+        prefetch: int | None = None,
         raw: bool = False,
         **filters: Any,
     ) -> Scan[Any]:
@@ -216,6 +217,10 @@ class DossiersResource(Resource):
         ``order="page"`` yields in page order, ``"completed"`` as pages arrive.
         ``resume_from=`` takes ``scan.checkpoint()`` (or its ``to_json()``) to fetch only
         the pages not yet delivered. ``raw=True`` yields the JSON dicts, unstructured.
+        ``prefetch`` pages (default: ``concurrency``) are requested before the total is
+        known, saving a round trip; on a result smaller than that, the extra requests are
+        cancelled or come back empty (those already sent still count at the server).
+        ``prefetch=1`` asks for the first page alone.
         """
         return self._scan(
             operation="list_dossiers",
@@ -230,6 +235,7 @@ class DossiersResource(Resource):
             resume_from=resume_from,
             on_progress=on_progress,
             raw=raw,
+            prefetch=prefetch,
         )
 
     async def get(self, dossier_id: int, *, timeout: float | None = None) -> Dossier:

@@ -111,6 +111,7 @@ class ThirdpartiesResource(Resource):
         order: Literal["page", "completed"] = "page",
         resume_from: Checkpoint | dict[str, Any] | None = None,
         on_progress: Callable[[ScanProgress], object] | None = None,
+        prefetch: int | None = None,
         raw: bool = False,
         **filters: Any,
     ) -> Scan[Any]:
@@ -128,6 +129,7 @@ class ThirdpartiesResource(Resource):
             resume_from=resume_from,
             on_progress=on_progress,
             raw=raw,
+            prefetch=prefetch,
         )
 
     def search_scan(
@@ -139,6 +141,7 @@ class ThirdpartiesResource(Resource):
         order: Literal["page", "completed"] = "page",
         resume_from: Checkpoint | dict[str, Any] | None = None,
         on_progress: Callable[[ScanProgress], object] | None = None,
+        prefetch: int | None = None,
     ) -> Scan[ThirdpartyDetails]:
         """Every result of :meth:`search` (EDGE v1.3), pages fetched concurrently."""
         return self._scan(
@@ -154,6 +157,7 @@ class ThirdpartiesResource(Resource):
             resume_from=resume_from,
             on_progress=on_progress,
             raw=False,
+            prefetch=prefetch,
         )
 
     async def get(self, thirdparty_id: int, *, timeout: float | None = None) -> ThirdpartyDetails:

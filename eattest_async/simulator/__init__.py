@@ -106,6 +106,7 @@ class Simulator:
         host: str = "127.0.0.1",
         port: int = 0,
         faults: FaultPlan | None = None,
+        page_cache_mb: int = 0,
     ) -> None:
         self.data = DataSet(
             seed=seed, dossiers=dossiers, thirdparties=thirdparties, account_id=account_id
@@ -124,6 +125,8 @@ class Simulator:
             max_page_size=max_page_size,
             fault_seed=seed,
         )
+        # Rendered pages of dossiers kept for repeated reads (benchmarks of the client's CPU).
+        self._service.page_cache_bytes = page_cache_mb * 1024 * 1024
         self._host = host
         self._port = port
         self._runner: web.AppRunner | None = None

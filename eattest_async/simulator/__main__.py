@@ -37,6 +37,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--password", default=None, help="fixed password (default: random, printed)"
     )
+    parser.add_argument(
+        "--page-cache-mb",
+        type=int,
+        default=0,
+        help="keep rendered dossier pages (for benchmarks of a client's CPU)",
+    )
     return parser.parse_args(argv)
 
 
@@ -48,6 +54,7 @@ async def serve(args: argparse.Namespace) -> None:
         latency=args.latency,
         port=args.port,
         password=args.password,
+        page_cache_mb=args.page_cache_mb,
     )
     simulator.faults.rate_limit = args.rate_limit
     simulator.faults.rate_window = args.rate_window

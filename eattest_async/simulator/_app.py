@@ -208,6 +208,9 @@ class SimulatorService:
         self._list_dossier_calls = 0
         self._timers: set[asyncio.TimerHandle] = set()
         self.arrivals: dict[int, float] = {}  # id(protocol) -> when its last request arrived
+        self.page_cache_bytes = 0
+        self._page_cache: dict[tuple[str, int, str], bytes] = {}
+        self._page_cache_size = 0
 
     # -- public helpers (used by Simulator) ------------------------------------------
 
@@ -950,9 +953,26 @@ class SimulatorService:
             matches if active else None, tuple(sorted(params.items())), candidates
         )
         shape = self.faults.document_shape
-        return await self._page_envelope(
+        cache_key = (request.path_qs, self.data.version, shape)
+        cached = self._page_cache.get(cache_key)
+        if cached is not None:
+            return web.Response(body=cached, content_type="application/json")
+        response = await self._page_envelope(
             ids, page, size, lambda d: self.data.dossier_json(d, shape)
         )
+        self._remember_page(cache_key, response)
+        return response
+
+    def _remember_page(self, key: tuple[str, int, str], response: web.Response) -> None:
+        """Keep rendered pages when a cache is configured (benchmarks measure the client)."""
+        body = response.body
+        if not self.page_cache_bytes or not isinstance(body, bytes):
+            return
+        self._page_cache[key] = body
+        self._page_cache_size += len(body)
+        while self._page_cache_size > self.page_cache_bytes and self._page_cache:
+            oldest = next(iter(self._page_cache))
+            self._page_cache_size -= len(self._page_cache.pop(oldest))
 
     async def get_dossier(self, request: web.Request) -> web.Response:
         found = self._dossier_or_404(request)

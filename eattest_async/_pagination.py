@@ -1,9 +1,10 @@
 """Scan[T]: walk every page of a list operation concurrently, each item exactly once.
 
-The first page gives ``totalElements``; the other pages are fetched by up to
-``concurrency`` tasks while the consumer reads, within a window of ``2 x concurrency``
-pages ahead of it (so memory stays O(concurrency x page_size) and a slow consumer slows
-the fetching down). Every request passes the client's rate gate and retry loop.
+The first pages go out together (``prefetch``); the first answer gives ``totalElements``
+and the plan of the rest, fetched by up to ``concurrency`` tasks while the consumer reads,
+within a window of ``2 x concurrency`` pages and never more than 4,000 items ahead (so
+memory stays bounded whatever the total and the page size, and a slow consumer slows the
+fetching down). Every request passes the client's rate gate and retry loop.
 
 If ``totalElements`` moves during the scan (dossiers created or deleted meanwhile), items
 may shift across page boundaries: the scan re-plans the tail, then re-reads the pages read
@@ -50,6 +51,9 @@ T = TypeVar("T")
 Order = Literal["page", "completed"]
 _MAX_REPAIR_ROUNDS = 3
 _STRUCTURE_SLICE = 32
+# Items fetched ahead of the consumer at most: it bounds memory whatever the page size
+# (pages of 1000 dossiers are about 5 MB each as models, with an 8 MB transient to decode).
+_BUFFERED_ITEMS = 4000
 
 
 @attrs.frozen(kw_only=True)
@@ -179,7 +183,13 @@ class Scan(Generic[T], AsyncIterator[T]):
             or not 1 <= prefetch <= concurrency
         ):
             raise InvalidInputError("prefetch", "expected an integer from 1 to concurrency")
-        self._prefetch = concurrency if prefetch is None else prefetch
+        # Pages ahead of the consumer (in flight or waiting): 2 x concurrency, fewer when
+        # pages are large, so that memory stays O(_BUFFERED_ITEMS) whatever the page size.
+        self._window = max(2, min(2 * concurrency, _BUFFERED_ITEMS // page_size))
+        self._in_flight_max = min(concurrency, self._window)
+        self._prefetch = (
+            self._in_flight_max if prefetch is None else min(prefetch, self._in_flight_max)
+        )
         self._done: set[int] = set(checkpoint.done_pages) if checkpoint else set()
         self._initial_total: int | None = checkpoint.total_elements if checkpoint else None
         self._total: int | None = self._initial_total
@@ -471,16 +481,16 @@ class Scan(Generic[T], AsyncIterator[T]):
         record: Callable[[_PageResult[T]], list[T]],
         handover: Callable[[int, list[T]], Iterator[T]],
     ) -> AsyncGenerator[T, None]:
-        """Fetch ``pages`` with up to ``concurrency`` tasks, ``2 x concurrency`` ahead at most."""
+        """Fetch ``pages`` with up to ``concurrency`` tasks, at most a window ahead."""
         queue = list(pages)
         position = 0  # next page to dispatch (index into queue)
         consumed = 0  # next page to deliver in page order (index into queue)
-        window = 2 * self.concurrency
+        window = self._window
         ready: dict[int, _PageResult[T]] = {}
         while consumed < len(queue):
             while (
                 position < len(queue)
-                and len(in_flight) < self.concurrency
+                and len(in_flight) < self._in_flight_max
                 and position - consumed < window
             ):
                 page = queue[position]

@@ -2,7 +2,7 @@
 
 The first pages go out together (``prefetch``); the first answer gives ``totalElements``
 and the plan of the rest, fetched by up to ``concurrency`` tasks while the consumer reads,
-within a window of ``2 x concurrency`` pages and never more than 4,000 items ahead (so
+within a window of ``2 x concurrency`` pages and never more than 3,000 items ahead (so
 memory stays bounded whatever the total and the page size, and a slow consumer slows the
 fetching down). Every request passes the client's rate gate and retry loop.
 
@@ -53,7 +53,7 @@ _MAX_REPAIR_ROUNDS = 3
 _STRUCTURE_SLICE = 32
 # Items fetched ahead of the consumer at most: it bounds memory whatever the page size
 # (pages of 1000 dossiers are about 5 MB each as models, with an 8 MB transient to decode).
-_BUFFERED_ITEMS = 4000
+_BUFFERED_ITEMS = 3000
 
 
 @attrs.frozen(kw_only=True)
@@ -322,7 +322,9 @@ class Scan(Generic[T], AsyncIterator[T]):
             return _PageResult(page, self._convert(content), envelope.total_elements)
         items: list[T] = []
         for start in range(0, len(content), _STRUCTURE_SLICE):
-            items.extend(self._convert(content[start : start + _STRUCTURE_SLICE]))
+            end = start + _STRUCTURE_SLICE
+            items.extend(self._convert(content[start:end]))
+            content[start:end] = [None] * len(content[start:end])  # the decoded dicts can go now
             # Let the loop breathe between slices: a 429 waiting in a socket is read (and
             # the gate closed) within milliseconds, not after every page in hand is built.
             await asyncio.sleep(0)

@@ -10,7 +10,7 @@ from .._converter import structure, structure_many
 from .._exceptions import InvalidInputError
 from .._pagination import Checkpoint, Scan, ScanProgress
 from .._protocol import ApiRequest, Envelope
-from .._validation import check_page_size
+from .._validation import check_page, check_page_size
 from ..models.common import Messages, Page
 
 if TYPE_CHECKING:
@@ -41,6 +41,30 @@ class Resource:
         envelope = await self._client._call(request)
         data = _protocol.list_content(envelope, method=request.method, request_path=request.path)
         return structure_many(data, model, method=request.method, path=request.path)
+
+    async def _list_page(
+        self,
+        template: str,
+        operation: str,
+        filters: tuple[tuple[str, str], ...],
+        model: type[T],
+        page: int,
+        page_size: int | None,
+        timeout: float | None,
+    ) -> Page[T]:
+        """One page of a list operation: its checked filters plus ``page``/``pageSize``."""
+        paging = _protocol.query(
+            page=check_page(page),
+            pageSize=None if page_size is None else check_page_size(page_size),
+        )
+        request = ApiRequest(
+            method="GET",
+            path=await self._account_path(template),
+            operation=operation,
+            query=(*filters, *paging),
+            timeout=timeout,
+        )
+        return await self._page(request, model, page, page_size)
 
     async def _page(
         self, request: ApiRequest, model: type[T], page: int, page_size: int | None

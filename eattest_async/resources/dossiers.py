@@ -8,13 +8,11 @@ from typing import Any, Literal, overload
 
 from .._exceptions import InvalidInputError
 from .._pagination import Checkpoint, Scan, ScanProgress
-from .._protocol import ApiRequest, compact, query
+from .._protocol import compact, query
 from .._validation import (
     check_date,
     check_duns,
     check_email,
-    check_page,
-    check_page_size,
     check_siren,
     check_siret,
     check_vat,
@@ -175,17 +173,9 @@ class DossiersResource(Resource):
             siret=siret,
             tva=tva,
         )
-        paging = query(
-            page=check_page(page), pageSize=optional(check_page_size, page_size, "page_size")
+        return await self._list_page(
+            "/dossiers", "list_dossiers", filters, Dossier, page, page_size, timeout
         )
-        request = ApiRequest(
-            method="GET",
-            path=await self._account_path("/dossiers"),
-            operation="list_dossiers",
-            query=(*filters, *paging),
-            timeout=timeout,
-        )
-        return await self._page(request, Dossier, page, page_size)
 
     @overload
     def scan(self, *, raw: Literal[False] = False, **options: Any) -> Scan[Dossier]: ...

@@ -8,7 +8,7 @@ from typing import Any, Literal, overload
 
 from .._exceptions import InvalidInputError
 from .._pagination import Checkpoint, Scan, ScanProgress
-from .._protocol import ApiRequest, query
+from .._protocol import query
 from .._validation import (
     check_date,
     check_page,
@@ -85,17 +85,9 @@ class ThirdpartiesResource(Resource):
             global_state=global_state,
             subscription_state=subscription_state,
         )
-        paging = query(
-            page=check_page(page), pageSize=optional(check_page_size, page_size, "page_size")
+        return await self._list_page(
+            "/thirdparties", "list_thirdparties", filters, Thirdparty, page, page_size, timeout
         )
-        request = ApiRequest(
-            method="GET",
-            path=await self._account_path("/thirdparties"),
-            operation="list_thirdparties",
-            query=(*filters, *paging),
-            timeout=timeout,
-        )
-        return await self._page(request, Thirdparty, page, page_size)
 
     @overload
     def scan(self, *, raw: Literal[False] = False, **options: Any) -> Scan[Thirdparty]: ...

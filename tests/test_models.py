@@ -27,12 +27,10 @@ from eattest_async._converter import _camel, structure, structure_many
 from eattest_async._protocol import parse_date, parse_datetime
 
 DATA = Path(__file__).parent / "data"
-SHARED = Path(__file__).resolve().parents[2] / "shared"
 
 
-def seed001_dossiers() -> dict[str, Any]:
-    text = (SHARED / "seeds" / "001_757740a85075e68d.txt").read_text(encoding="utf-8")
-    return json.loads(text[text.index("```json") + 7 : text.rindex("```")])  # type: ignore[no-any-return]
+def load(name: str) -> Any:
+    return json.loads((DATA / name).read_text(encoding="utf-8"))
 
 
 def wire_keys(cls: type[Any]) -> dict[str, str]:
@@ -69,7 +67,7 @@ def assert_nothing_lost(source: dict[str, Any], model: Any) -> None:
 
 @pytest.mark.parametrize(
     "source",
-    [seed001_dossiers(), json.loads((DATA / "seed000_dossiers.json").read_text(encoding="utf-8"))],
+    [load("seed001_dossiers.json"), load("seed000_dossiers.json")],
     ids=["seed001-v1.1-shape", "seed000-v1.3-shape"],
 )
 def test_seed_dossiers_structure_without_loss(source: dict[str, Any]) -> None:
@@ -147,30 +145,29 @@ def test_every_fractional_form_reads_the_same_instant(text: str) -> None:
 
 
 def test_every_documented_example_structures() -> None:
-    examples = SHARED / "spec" / "examples"
+    def example(name: str) -> Any:
+        return load(f"examples/{name}")
 
-    def load(name: str) -> Any:
-        return json.loads((examples / name).read_text(encoding="utf-8"))
-
-    assert structure_many(load("c-1-account-00.json")["content"], Account)[0].id == 119631
-    assert structure(load("api-doc-18.json")["content"]["content"][0], Account).id == 119631
-    stats = structure(load("api-doc-19.json")["content"], AccountStatistics)
+    assert structure_many(example("c-1-account-00.json")["content"], Account)[0].id == 119631
+    assert structure(example("api-doc-18.json")["content"]["content"][0], Account).id == 119631
+    stats = structure(example("api-doc-19.json")["content"], AccountStatistics)
     assert stats.indicators[0].number_of_dossiers == 70
-    tps = structure_many(load("c-2-thirdparties-01.json")["content"], Thirdparty)
+    tps = structure_many(example("c-2-thirdparties-01.json")["content"], Thirdparty)
     assert tps[0].siret == "50382936800045"
-    details = structure(load("api-doc-21.json")["content"], ThirdpartyDetails)
+    details = structure(example("api-doc-21.json")["content"], ThirdpartyDetails)
     assert details.global_state is True  # the spec's own typo 'thirdpartyGlobalState"' included
     assert details.users[0].firstname == "some text"
-    requirements = structure_many(load("c-4-requirements-00.json")["content"], Requirement)
+    requirements = structure_many(example("c-4-requirements-00.json")["content"], Requirement)
     assert [r.code for r in requirements] == ["NIT0RSS", "LST_SAL_ETR"]
-    files = structure_many(load("c-6-files-00.json")["content"], FileInfo)
+    files = structure_many(example("c-6-files-00.json")["content"], FileInfo)
     assert files[0].file_id == 4575539
     assert (
-        structure(load("api-doc-14.json")["content"], ProcessStatus).errors[0].code == "some text"
+        structure(example("api-doc-14.json")["content"], ProcessStatus).errors[0].code
+        == "some text"
     )
-    dossiers = structure_many(load("api-doc-42.json")["content"], Dossier)
+    dossiers = structure_many(example("api-doc-42.json")["content"], Dossier)
     assert dossiers[0].stopping_reason == "ACTION_VOLONTAIRE"
-    assert structure(load("api-doc-39.json"), Messages).warning[0].code == "some text"
+    assert structure(example("api-doc-39.json"), Messages).warning[0].code == "some text"
 
 
 def test_plain_string_messages_and_bad_records() -> None:

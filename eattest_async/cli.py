@@ -1,4 +1,4 @@
-"""The ``eattest`` command line: ``demo``, ``scan``, ``whoami``, ``simulator``.
+"""The ``eattest`` command line: demo, scan, download, create, whoami, simulator.
 
 Exit codes: 0 ok, 1 API error, 2 usage, 3 authentication, 4 rate limit exhausted.
 """
@@ -22,6 +22,7 @@ try:
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise SystemExit('the command line needs its extra: pip install "eattest-async[cli]"') from exc
 
+import anyio
 import orjson
 
 from . import (
@@ -34,7 +35,11 @@ from . import (
     RateLimitError,
     ScanError,
 )
+from ._converter import structure
+from ._downloads import safe_filename
 from ._pagination import Checkpoint, Scan, ScanProgress
+from .models import Dossier, FileInfo, NewDossier
+from .resources.dossiers import new_dossier_body
 from .simulator import SimulatorProcess
 
 EXIT_API, EXIT_USAGE, EXIT_AUTH, EXIT_RATE = 1, 2, 3, 4
@@ -384,6 +389,236 @@ def scan(
                         checkpoint_path.write_bytes(orjson.dumps(found.checkpoint().to_json()))  # noqa: ASYNC240
                         console.print(f"partial: checkpoint written to {checkpoint_path}")
         console.print(f"{found.report.items:,} {kind} in {found.report.elapsed:.1f} s")
+
+    _run(run)
+
+
+def _files_of(dossier: Dossier) -> list[tuple[int, int, FileInfo, str]]:
+    """(dossier id, document id, file, document code) of every file of a dossier."""
+    return [
+        (dossier.dossier_id or 0, document.document_id or 0, file, document.document_code or "file")
+        for document in dossier.documents
+        for file in document.files
+        if file.file_id is not None
+    ]
+
+
+@cli.command()
+@_connection_options
+@click.option("--dossier", "dossier_ids", type=int, multiple=True, help="a dossier id (repeatable)")
+@click.option(
+    "--from",
+    "from_file",
+    type=click.Path(exists=True, dir_okay=False),
+    help="dossiers as JSON lines (what `eattest scan dossiers` writes)",
+)
+@click.option(
+    "--to", "dest", required=True, type=click.Path(file_okay=False), help="destination folder"
+)
+@click.option("--concurrency", default=8, show_default=True)
+def download(
+    env: str,
+    base_url: str | None,
+    token_url: str | None,
+    username: str | None,
+    account_id: int | None,
+    dossier_ids: tuple[int, ...],
+    from_file: str | None,
+    dest: str,
+    concurrency: int,
+) -> None:
+    """Every file of the dossiers, concurrently, into DEST/<dossier id>/.
+
+    Resumable: a file already there with its announced size is skipped. Each download is
+    atomic: a cut or failed one leaves nothing behind.
+    """
+    if not dossier_ids and not from_file:
+        _fail("say which dossiers: --dossier ID (repeatable) or --from FILE.jsonl", EXIT_USAGE)
+    user, password = _credentials(username)
+    environment = _environment(env, base_url, token_url)
+    root = Path(dest)
+
+    async def run() -> None:
+        async with Client(
+            environment, username=user, password=password, account_id=account_id
+        ) as client:
+            dossiers: list[Dossier] = [await client.dossiers.get(i) for i in dossier_ids]
+            if from_file:
+                with open(from_file, "rb") as lines:  # noqa: ASYNC230 - read once, before any request
+                    dossiers += [
+                        structure(orjson.loads(line), Dossier) for line in lines if line.strip()
+                    ]
+            files = [f for d in dossiers for f in _files_of(d)]
+            done = skipped = 0
+            failures: list[str] = []
+            limiter = anyio.CapacityLimiter(concurrency)
+
+            async def one(dossier_id: int, document_id: int, info: FileInfo, code: str) -> None:
+                nonlocal done, skipped
+                target = (
+                    root
+                    / str(dossier_id)
+                    / safe_filename(f"{code}_{info.file_id}.pdf", f"{info.file_id}.pdf")
+                )
+                if (
+                    target.exists()
+                    and info.file_size is not None
+                    and target.stat().st_size == info.file_size
+                ):
+                    skipped += 1
+                    return
+                async with limiter:
+                    try:
+                        await client.files.download(
+                            dossier_id,
+                            document_id,
+                            info.file_id or 0,
+                            dest=target,
+                            expected_size=info.file_size,
+                        )
+                        done += 1
+                    except EattestError as error:
+                        failures.append(f"dossier {dossier_id} file {info.file_id}: {error}")
+
+            async with anyio.create_task_group() as group:
+                for entry in files:
+                    group.start_soon(one, *entry)
+        click.echo(
+            f"{done} downloaded, {skipped} already there, {len(failures)} failed "
+            f"({len(files)} files of {len(dossiers)} dossiers) into {root}"
+        )
+        for failure in failures:
+            err.print(f"[red]failed:[/red] {failure}", highlight=False)
+        if failures:
+            raise SystemExit(EXIT_API)
+
+    _run(run)
+
+
+_CSV_FIELDS = {
+    "companyIdType": "company_id_type",
+    "companyIdValue": "company_id_value",
+    "dossierReference": "dossier_reference",
+    "thirdpartyCode": "thirdparty_code",
+    "description": "description",
+    "purchasingCategory": "purchasing_category",
+    "expirationDate": "expiration_date",
+    "requiredDocuments": "required_documents",
+    "thirdpartyEmail": "thirdparty_email",
+    "userInCharge": "user_in_charge",
+}
+_LISTS = {"required_documents", "thirdparty_email", "user_in_charge"}
+
+
+def _new_dossier(row: dict[str, str]) -> NewDossier:
+    values: dict[str, Any] = {}
+    for column, field in _CSV_FIELDS.items():
+        raw = (row.get(column) or "").strip()
+        if field in _LISTS:
+            values[field] = tuple(v.strip() for v in raw.split(";") if v.strip())
+        elif raw:
+            values[field] = raw
+    for required in ("company_id_type", "company_id_value", "dossier_reference"):
+        values.setdefault(required, "")
+    return NewDossier(**values)
+
+
+@cli.command()
+@_connection_options
+@click.option(
+    "--csv",
+    "csv_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False),
+    help="one dossier per row; columns " + ", ".join(_CSV_FIELDS) + " (lists split by ';')",
+)
+@click.option(
+    "--wait/--no-wait", default=True, show_default=True, help="wait for the creation processes"
+)
+@click.option("--out", default=None, help="result CSV (default: CSV.results.csv)")
+@click.option(
+    "--timeout",
+    "wait_timeout",
+    default=300.0,
+    show_default=True,
+    help="seconds to wait per process",
+)
+def create(
+    env: str,
+    base_url: str | None,
+    token_url: str | None,
+    username: str | None,
+    account_id: int | None,
+    csv_path: str,
+    wait: bool,
+    out: str | None,
+    wait_timeout: float,
+) -> None:
+    """Create dossiers from a CSV. Every row is checked first; one bad row and nothing is sent."""
+    with open(csv_path, encoding="utf-8-sig", newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    problems: list[str] = []
+    dossiers: list[NewDossier] = []
+    for number, row in enumerate(rows, start=2):  # row 1 is the header
+        try:
+            dossier = _new_dossier(row)
+            new_dossier_body(dossier)
+            dossiers.append(dossier)
+        except InvalidInputError as error:
+            problems.append(f"row {number}: {error}")
+    if problems:
+        for problem in problems:
+            err.print(f"[red]invalid:[/red] {problem}", highlight=False)
+        _fail(f"{len(problems)} of {len(rows)} rows are invalid; nothing was sent", EXIT_USAGE)
+    user, password = _credentials(username)
+    environment = _environment(env, base_url, token_url)
+    results_path = Path(out or (csv_path.rsplit(".", 1)[0] + ".results.csv"))
+
+    async def run() -> None:
+        results: list[dict[str, Any]] = []
+        async with Client(
+            environment, username=user, password=password, account_id=account_id
+        ) as client:
+            # Every creation is sent first (a POST, never repeated), then all are awaited together.
+            for number, dossier in enumerate(dossiers, start=2):
+                result: dict[str, Any] = {
+                    "row": number,
+                    "dossierReference": dossier.dossier_reference,
+                }
+                try:
+                    result["processId"] = (await client.dossiers.create(dossier)).process_id
+                except EattestError as error:
+                    codes = " ".join(error.codes) if isinstance(error, ApiError) else ""
+                    result.update(success=False, codes=codes, error=str(error))
+                results.append(result)
+
+            async def follow(result: dict[str, Any]) -> None:
+                try:
+                    status = await client.processes.wait(
+                        result["processId"], timeout=wait_timeout, raise_on_failure=False
+                    )
+                    result.update(
+                        success=status.success,
+                        dossierId=status.dossier_id,
+                        codes=" ".join(m.code or "" for m in status.errors),
+                    )
+                except EattestError as error:
+                    result.update(success=False, error=str(error))
+
+            if wait:
+                async with anyio.create_task_group() as group:
+                    for pending in results:
+                        if "processId" in pending:
+                            group.start_soon(follow, pending)
+        columns = ["row", "dossierReference", "processId", "success", "dossierId", "codes", "error"]
+        with results_path.open("w", encoding="utf-8", newline="") as handle:  # noqa: ASYNC230 - all done
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(results)
+        failed = sum(1 for r in results if r.get("success") is False)
+        click.echo(f"{len(results)} dossiers sent, {failed} failed; results in {results_path}")
+        if failed:
+            raise SystemExit(EXIT_API)
 
     _run(run)
 

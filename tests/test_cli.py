@@ -96,3 +96,70 @@ async def test_whoami_and_clear_errors_with_exit_codes(remote: SimulatorProcess)
     )
     assert code == 2
     assert "EATTEST_PASSWORD" in err
+
+
+async def test_download_from_a_scan_file_then_resume(
+    remote: SimulatorProcess, tmp_path: Path
+) -> None:
+    env = connection(remote)
+    scan_file = tmp_path / "few.jsonl"
+    code, out, err = await eattest("scan", "dossiers", "--out", "-", "--page-size", "5", env=env)
+    assert code == 0, err
+    scan_file.write_text("\n".join(out.splitlines()[:4]) + "\n", encoding="utf-8")
+    expected = {
+        (str(d["dossierId"]), f"{doc['documentCode']}_{f['fileId']}.pdf"): f["fileSize"]
+        for d in map(orjson.loads, out.splitlines()[:4])
+        for doc in d["documents"]
+        for f in doc["listFileInformation"]
+    }
+    dest = tmp_path / "files"
+    code, out, err = await eattest("download", "--from", str(scan_file), "--to", str(dest), env=env)
+    assert code == 0, err
+    written = {(p.parent.name, p.name): p.stat().st_size for p in dest.rglob("*") if p.is_file()}
+    assert written == expected
+    assert f"{len(expected)} downloaded, 0 already there, 0 failed" in out
+    first_dossier = next(iter(expected))[0]
+    code, out, err = await eattest(
+        "download", "--dossier", first_dossier, "--from", str(scan_file), "--to", str(dest), env=env
+    )
+    assert code == 0, err
+    assert "0 downloaded" in out  # everything was already complete: resumable
+
+
+async def test_create_from_csv_checks_every_row_first_then_reports_results(
+    remote: SimulatorProcess, tmp_path: Path
+) -> None:
+    from eattest_async._validation import luhn_check_digit
+
+    env = connection(remote)
+    closed = "99812345"
+    closed_siret = closed + luhn_check_digit(closed)
+    closed_siret += "0001" + luhn_check_digit(closed_siret + "0001")
+    header = "companyIdType,companyIdValue,dossierReference,requiredDocuments,thirdpartyEmail\n"
+    bad = tmp_path / "bad.csv"
+    bad.write_text(
+        header + "CIT001,50382936800045,OK-1,ATT_VIGI,\n"
+        "CIT001,50382936800046,BAD-SIRET,,\n"
+        "CIT001,50382936800045,BAD-MAIL,,not-an-email\n",
+        encoding="utf-8",
+    )
+    code, _, err = await eattest("create", "--csv", str(bad), env=env)
+    assert code == 2
+    assert "row 3: company_id_value" in err
+    assert "row 4: thirdparty_email" in err
+    assert (await remote.stats())["requests"].get("create_dossier", 0) == 0  # nothing was sent
+    good = tmp_path / "good.csv"
+    good.write_text(
+        header + "CIT001,50382936800045,NEW-REF-1,ATT_VIGI;JUSTIF_IMM,achats@client.fr\n"
+        f"CIT001,{closed_siret},CLOSED-1,,\n",
+        encoding="utf-8",
+    )
+    code, out, err = await eattest("create", "--csv", str(good), env=env)
+    assert code == 1  # one creation failed
+    assert "2 dossiers sent, 1 failed" in out
+    with (tmp_path / "good.results.csv").open(encoding="utf-8") as handle:
+        results = {row["dossierReference"]: row for row in csv.DictReader(handle)}
+    assert results["NEW-REF-1"]["success"] == "True"
+    assert results["NEW-REF-1"]["dossierId"]
+    assert results["CLOSED-1"]["success"] == "False"
+    assert results["CLOSED-1"]["codes"] == "E103"

@@ -379,9 +379,13 @@ def scan(
                     on_progress=_updater(progress, task),
                     **{k: v for k, v in filters.items() if v is not None},
                 )
+                key = "dossierId" if kind == "dossiers" else "thirdpartyId"
+                # A resumed file may end with part of a page the checkpoint does not count yet.
+                already = _ids_in(out, key) if resume_from is not None else set()
                 try:
                     async for item in found:
-                        writer.write(item)
+                        if str(item.get(key)) not in already:
+                            writer.write(item)
                 finally:
                     writer.flush()
                     if not found.report.complete:
@@ -621,6 +625,22 @@ def create(
             raise SystemExit(EXIT_API)
 
     _run(run)
+
+
+def _ids_in(path: str, key: str) -> set[str]:
+    """The ids already written to an output file (JSON lines or CSV)."""
+    if path == "-" or not Path(path).exists():
+        return set()
+    with open(path, encoding="utf-8", newline="") as handle:
+        if path.endswith(".csv"):
+            return {row.get(key, "") for row in csv.DictReader(handle)}
+        ids = set()
+        for line in handle:
+            try:
+                ids.add(str(orjson.loads(line).get(key)))
+            except orjson.JSONDecodeError:
+                continue  # a line cut by the interruption
+        return ids
 
 
 def _run(coroutine: Callable[[], Any]) -> None:

@@ -9,6 +9,7 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import orjson
 import pytest
 
@@ -163,3 +164,55 @@ async def test_create_from_csv_checks_every_row_first_then_reports_results(
     assert results["NEW-REF-1"]["dossierId"]
     assert results["CLOSED-1"]["success"] == "False"
     assert results["CLOSED-1"]["codes"] == "E103"
+
+
+async def test_ctrl_c_leaves_a_valid_partial_file_and_a_checkpoint_to_resume() -> None:
+    import signal
+    import tempfile
+
+    async with SimulatorProcess(
+        "--dossiers", "3000", "--latency", "0.05", "--password", "pw"
+    ) as sim:
+        env = connection(sim)
+        with tempfile.TemporaryDirectory() as folder:
+            out = Path(folder) / "d.jsonl"
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-c",
+                "from eattest_async.cli import main; main()",
+                "scan",
+                "dossiers",
+                "--out",
+                str(out),
+                "--page-size",
+                "50",
+                "--concurrency",
+                "2",
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                env={**os.environ, **env},
+            )
+            with anyio.fail_after(60):  # wait for some output, then interrupt mid-scan
+                while not out.exists() or out.stat().st_size < 100_000:  # noqa: ASYNC110 - another process writes the file
+                    await asyncio.sleep(0.05)
+            process.send_signal(signal.SIGINT)
+            _, err = await asyncio.wait_for(process.communicate(), 60)
+            assert process.returncode == 130, err.decode()
+            partial = [orjson.loads(line) for line in out.read_bytes().splitlines()]
+            assert 0 < len(partial) < 3000
+            checkpoint = Path(str(out) + ".checkpoint.json")
+            assert checkpoint.exists()
+            code, _, err_text = await eattest(
+                "scan",
+                "dossiers",
+                "--out",
+                str(out),
+                "--page-size",
+                "50",
+                "--resume",
+                str(checkpoint),
+                env=env,
+            )
+            assert code == 0, err_text
+            ids = [orjson.loads(line)["dossierId"] for line in out.read_bytes().splitlines()]
+            assert len(ids) == len(set(ids)) == 3000

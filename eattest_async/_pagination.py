@@ -67,6 +67,7 @@ class Checkpoint:
     done_pages: frozenset[int]
 
     def to_json(self) -> dict[str, Any]:
+        """A JSON-serialisable form, for ``orjson.dumps``/``json.dumps`` and ``from_json``."""
         return {
             "version": 1,
             "operation": self.operation,

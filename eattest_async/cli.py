@@ -331,6 +331,12 @@ def whoami(
 @click.option("--page-size", default=100, show_default=True)
 @click.option("--monitored/--all", "monitored", default=None)
 @click.option("--siren")
+@click.option("--siret")
+@click.option("--tva", help="EU VAT number")
+@click.option("--company-id-type", type=click.Choice(["CIT001", "CIT002", "CIT003"]))
+@click.option("--since", "state_last_change_date", help="changed since this date (YYYY-MM-DD)")
+@click.option("--thirdparty-code", help="dossiers only")
+@click.option("--reference", "dossier_reference", help="dossiers only")
 @click.option(
     "--resume", "resume", type=click.Path(dir_okay=False), help="checkpoint file to resume from"
 )
@@ -346,6 +352,12 @@ def scan(
     page_size: int,
     monitored: bool | None,
     siren: str | None,
+    siret: str | None,
+    tva: str | None,
+    company_id_type: str | None,
+    state_last_change_date: str | None,
+    thirdparty_code: str | None,
+    dossier_reference: str | None,
     resume: str | None,
 ) -> None:
     """Stream every dossier or third party to a file, as pages arrive.
@@ -359,7 +371,18 @@ def scan(
     console = Console(stderr=True)
 
     async def run() -> None:
-        filters: dict[str, Any] = {"monitored": monitored, "siren": siren}
+        filters: dict[str, Any] = {
+            "monitored": monitored,
+            "siren": siren,
+            "siret": siret,
+            "tva": tva,
+            "company_id_type": company_id_type,
+            "state_last_change_date": state_last_change_date,
+        }
+        if kind == "dossiers":
+            filters.update(thirdparty_code=thirdparty_code, dossier_reference=dossier_reference)
+        elif thirdparty_code or dossier_reference:
+            _fail("--thirdparty-code and --reference filter dossiers only", EXIT_USAGE)
         async with Client(
             environment, username=user, password=password, account_id=account_id
         ) as client:

@@ -52,3 +52,19 @@ def test_code_is_lint_and_type_clean(command: list[str]) -> None:
         [executable, *command[1:]], cwd=ROOT, capture_output=True, text=True, check=False
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_public_name_is_documented() -> None:
+    undocumented = []
+    for name in eattest_async.__all__:
+        obj = getattr(eattest_async, name)
+        if callable(obj) and not (obj.__doc__ or "").strip():
+            undocumented.append(name)
+        for attribute, member in vars(obj).items() if isinstance(obj, type) else ():
+            if (
+                not attribute.startswith("_")
+                and callable(member)
+                and not (member.__doc__ or "").strip()
+            ):
+                undocumented.append(f"{name}.{attribute}")
+    assert undocumented == []

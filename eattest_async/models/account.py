@@ -13,6 +13,8 @@ __all__ = ["Account", "AccountStatistics", "IndicatorStatistics", "Subscription"
 
 @attrs.frozen(kw_only=True)
 class Subscription:
+    """One subscription of the account to a service (``key``), with its status and dates."""
+
     account_id: int | None = field()
     key: str | None = field()
     status: str | None = field()
@@ -37,6 +39,8 @@ class Account:
 
 @attrs.frozen(kw_only=True)
 class IndicatorStatistics:
+    """The account's counts restricted to one indicator's documents (I001: duty of care)."""
+
     indicator_code: str | None = field()
     number_of_thirdparties: int | None = field()
     number_of_subscribed_thirdparties: int | None = field()

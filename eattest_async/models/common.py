@@ -24,6 +24,8 @@ class Message:
 
 @attrs.frozen(kw_only=True)
 class Messages:
+    """The ``messages`` of an answer: info, warnings and errors, each a tuple of Message."""
+
     info: tuple[Message, ...] = items()
     warning: tuple[Message, ...] = items()
     error: tuple[Message, ...] = items()

@@ -30,6 +30,8 @@ class Thirdparty:
 
 @attrs.frozen(kw_only=True)
 class ThirdpartyUser:
+    """A person registered for the third party on the platform."""
+
     firstname: str | None = field("firstName")
     lastname: str | None = field("lastName")
     email: str | None = field()

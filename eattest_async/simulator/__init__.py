@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import ssl as _ssl
 import time
 from types import TracebackType
 from typing import Any
@@ -107,6 +108,7 @@ class Simulator:
         port: int = 0,
         faults: FaultPlan | None = None,
         page_cache_mb: int = 0,
+        ssl: _ssl.SSLContext | None = None,
     ) -> None:
         self.data = DataSet(
             seed=seed, dossiers=dossiers, thirdparties=thirdparties, account_id=account_id
@@ -127,6 +129,7 @@ class Simulator:
         )
         # Rendered pages of dossiers kept for repeated reads (benchmarks of the client's CPU).
         self._service.page_cache_bytes = page_cache_mb * 1024 * 1024
+        self._ssl = ssl  # serve HTTPS with this context (tests of TLS verification)
         self._host = host
         self._port = port
         self._runner: web.AppRunner | None = None
@@ -150,7 +153,7 @@ class Simulator:
         arrivals = self._service.arrivals
         try:
             self._server = await asyncio.get_running_loop().create_server(
-                lambda: _ArrivalStamp(protocols(), arrivals), self._host, self._port
+                lambda: _ArrivalStamp(protocols(), arrivals), self._host, self._port, ssl=self._ssl
             )
         except BaseException:
             await runner.cleanup()
@@ -189,7 +192,8 @@ class Simulator:
 
     @property
     def origin(self) -> str:
-        return f"http://{self._host}:{self._port}"
+        scheme = "https" if self._ssl is not None else "http"
+        return f"{scheme}://{self._host}:{self._port}"
 
     @property
     def base_url(self) -> str:

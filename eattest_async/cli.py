@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import logging
 import os
 import sys
 import time
@@ -686,4 +687,7 @@ def simulator(ctx: click.Context) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
+    level = os.environ.get("EATTEST_LOG")  # debug, info, warning: the library's log on stderr
+    if level:
+        logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
     cli.main(args=list(argv) if argv is not None else None, prog_name="eattest")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -39,3 +40,19 @@ async def bearer(sim: Simulator, http: aiohttp.ClientSession) -> dict[str, str]:
         assert response.status == 200
         token = (await response.json())["access_token"]
     return {"Authorization": f"Bearer {token}"}
+
+
+_SERVER_SIDE = {
+    "RequestHandler.start",
+    "RequestHandler._handle_request",
+    "BaseSelectorEventLoop._accept_connection2",
+}
+
+
+def client_tasks() -> set[asyncio.Task[object]]:
+    """Running tasks, less those of an in-process simulator (accepting and serving)."""
+    return {
+        t
+        for t in asyncio.all_tasks()
+        if getattr(t.get_coro(), "__qualname__", "") not in _SERVER_SIDE
+    }

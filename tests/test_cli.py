@@ -216,3 +216,46 @@ async def test_ctrl_c_leaves_a_valid_partial_file_and_a_checkpoint_to_resume() -
             assert code == 0, err_text
             ids = [orjson.loads(line)["dossierId"] for line in out.read_bytes().splitlines()]
             assert len(ids) == len(set(ids)) == 3000
+
+
+async def test_no_command_shows_a_secret_even_at_debug_level(tmp_path: Path) -> None:
+    from urllib.parse import parse_qs
+
+    from eattest_async.simulator import Simulator
+
+    async with Simulator(dossiers=120, process_delay=0.05) as sim:
+        env = {
+            "EATTEST_BASE_URL": sim.base_url,
+            "EATTEST_TOKEN_URL": sim.token_url,
+            "EATTEST_USERNAME": sim.username,
+            "EATTEST_PASSWORD": sim.password,
+            "EATTEST_LOG": "debug",
+        }
+        rows = tmp_path / "new.csv"
+        rows.write_text(
+            "companyIdType,companyIdValue,dossierReference\nCIT001,50382936800045,SECRET-TEST\n",
+            encoding="utf-8",
+        )
+        outputs = []
+        for args in (
+            ["whoami"],
+            ["scan", "dossiers", "--out", "-"],
+            ["scan", "thirdparties", "--out", "-"],
+            ["download", "--dossier", "800001", "--to", str(tmp_path / "files")],
+            ["create", "--csv", str(rows)],
+            ["whoami", "--username", "nobody"],
+        ):
+            _, out, err = await eattest(*args, env=env)
+            outputs.append(out + err)
+        secrets = {sim.password}
+        for request in sim.requests:
+            if "Authorization" in request.headers:
+                secrets.add(request.headers["Authorization"].split(" ", 1)[1])
+            if request.operation == "token":
+                form = parse_qs(request.body.decode())
+                secrets.update(form.get("refresh_token", []) + form.get("password", []))
+    text = "\n".join(outputs)
+    assert "DEBUG eattest_async" in text  # the debug log was really on
+    assert len(secrets) >= 6  # the password, and a token for each of the 5 commands that signed in
+    leaked = [secret[:12] + "..." for secret in secrets if secret in text]
+    assert leaked == []

@@ -3,7 +3,6 @@ typed error; never a hang, an untyped exception, a partial file or a task left b
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +11,8 @@ import pytest
 
 import eattest_async as ea
 from eattest_async.simulator import FaultAction, Simulator
+
+from .conftest import client_tasks
 
 pytestmark = pytest.mark.anyio
 
@@ -37,14 +38,6 @@ FAULTS: dict[str, dict[str, Any]] = {
     "malformed JSON": {"kind": "malformed"},
 }
 OPERATIONS = ["single call", "scan", "download"]
-
-
-def client_tasks() -> set[asyncio.Task[object]]:
-    def served_by_simulator(task: asyncio.Task[object]) -> bool:
-        code = getattr(task.get_coro(), "cr_code", None)
-        return code is not None and "aiohttp/web_protocol" in code.co_filename
-
-    return {t for t in asyncio.all_tasks() if not served_by_simulator(t)}
 
 
 @pytest.mark.parametrize("operation", OPERATIONS)

@@ -15,6 +15,8 @@ import pytest
 import eattest_async as ea
 from eattest_async.simulator import DOSSIER_ID_BASE, Simulator, SimulatorProcess
 
+from .conftest import client_tasks
+
 pytestmark = pytest.mark.anyio
 
 FAST = ea.RetryPolicy(initial_backoff=0.01, max_backoff=0.1, attempts=8)
@@ -29,16 +31,6 @@ def client_for(sim: Simulator | SimulatorProcess, **options: object) -> ea.Clien
 async def client(sim: Simulator) -> AsyncIterator[ea.Client]:
     async with client_for(sim) as opened:
         yield opened
-
-
-def client_tasks() -> set[asyncio.Task[object]]:
-    """Running tasks, less the in-process simulator's own (its connection handlers)."""
-
-    def served_by_simulator(task: asyncio.Task[object]) -> bool:
-        code = getattr(task.get_coro(), "cr_code", None)
-        return code is not None and "aiohttp/web_protocol" in code.co_filename
-
-    return {t for t in asyncio.all_tasks() if not served_by_simulator(t)}
 
 
 def assert_exactly_once(ids: list[int | None], expected: list[int]) -> None:

@@ -42,6 +42,12 @@ def bench(session: nox.Session) -> None:
 
 
 @nox.session
+def soak(session: nox.Session) -> None:
+    install_group(session)
+    session.run("python", "-m", "benchmarks.soak", *session.posargs)
+
+
+@nox.session
 def demo(session: nox.Session) -> None:
     install_group(session)
     session.run("eattest", "demo", *session.posargs)

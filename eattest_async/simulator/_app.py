@@ -11,6 +11,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
+from urllib.parse import quote
 
 import attrs
 import orjson
@@ -26,7 +27,14 @@ from .._validation import (
     check_vat,
 )
 from . import _jwt
-from ._data import REQUIREMENTS, REQUIREMENTS_BY_CODE, RESERVED_SIREN_PREFIXES, DataSet, Process
+from ._data import (
+    REQUIREMENTS,
+    REQUIREMENTS_BY_CODE,
+    RESERVED_SIREN_PREFIXES,
+    DataSet,
+    Process,
+    pdf_bytes,
+)
 from ._faults import (
     FaultAction,
     FaultPlan,
@@ -36,7 +44,6 @@ from ._faults import (
     pick_random_fault,
     ratelimit_headers,
     retry_after_header,
-    sample,
 )
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -1371,20 +1378,12 @@ class SimulatorService:
         ):
             disposition = f'attachment; filename="{filename}"'
         else:
-            from urllib.parse import quote
-
             disposition = f"attachment; filename*=UTF-8''{quote(filename, safe='')}"
         return web.Response(
-            body=self.data_file_bytes(file_id, requirement.name),
+            body=pdf_bytes(file_id, requirement.name),
             content_type="application/pdf",
             headers={"Content-Disposition": disposition},
         )
-
-    @staticmethod
-    def data_file_bytes(file_id: int, title: str) -> bytes:
-        from ._data import pdf_bytes
-
-        return pdf_bytes(file_id, title)
 
     # -- processes ---------------------------------------------------------------------
 
@@ -1514,10 +1513,6 @@ def _compile_search(text: str) -> Callable[[dict[str, Any]], bool]:
     if position != len(tokens):
         raise fail(f"unexpected {tokens[position]!r}")
     return result
-
-
-def sample_dossiers(service: SimulatorService, k: int) -> list[int]:
-    return sample(service._rng, service.data.order(), k)
 
 
 __all__ = ["MAX_PAGE_SIZE", "SimulatorService", "spring_error"]

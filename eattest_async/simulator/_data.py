@@ -581,8 +581,7 @@ class DataSet:
         elif tva:
             if tva.startswith("FR"):
                 j = self._index_of_siren(tva[4:])
-            else:
-                j = None  # foreign VAT numbers: scan is acceptable, they are 5 %
+            else:  # foreign VAT numbers are not derived from an index: a scan finds them
                 return next((tp for tp in self._iter_thirdparties() if tp.tva == tva), None)
         elif code and code.startswith("TP-") and code[3:].isdigit():
             j = int(code[3:])
@@ -808,9 +807,6 @@ class DataSet:
             DOSSIER_ID_BASE + j, DOSSIER_ID_BASE + self.base_dossiers, self.base_thirdparties
         )
 
-    def dossier_thirdparty(self, dossier_id: int) -> Thirdparty:
-        return self.thirdparty(self._base_fields(dossier_id)["tp"])
-
     def dossier_reference_candidates(self, reference: str) -> Sequence[int]:
         if reference.startswith("DOS-") and reference[4:].isdigit():
             i = int(reference[4:])
@@ -871,17 +867,6 @@ class DataSet:
         documents = self._documents(dossier_id, self._base_fields(dossier_id))
         k = document_id % 10
         return documents[k] if k < len(documents) else None
-
-    def file(
-        self, dossier_id: int, document_id: int, file_id: int
-    ) -> tuple[dict[str, Any], dict[str, Any]] | None:
-        document = self.document(dossier_id, document_id)
-        if document is None:
-            return None
-        for entry in document["files"]:
-            if entry["file_id"] == file_id:
-                return document, entry
-        return None
 
     def dossier_json(self, dossier_id: int, shape: str) -> dict[str, Any]:
         fields = self._base_fields(dossier_id)

@@ -6,7 +6,6 @@ import collections
 import math
 import random
 import time
-from collections.abc import Iterable
 from typing import Any, Literal
 
 import attrs
@@ -249,8 +248,3 @@ def pick_random_fault(plan: FaultPlan, rng: random.Random) -> FaultAction | None
     if roll < plan.error_rate and plan.error_statuses:
         return FaultAction(kind="status", status=rng.choice(plan.error_statuses))
     return None
-
-
-def sample(rng: random.Random, population: Iterable[int], k: int) -> list[int]:
-    pool = list(population)
-    return rng.sample(pool, min(k, len(pool)))

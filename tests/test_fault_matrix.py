@@ -33,6 +33,7 @@ FAULTS: dict[str, dict[str, Any]] = {
     "slow body past the timeout": {"kind": "slow", "delay": 1.0},
     "token revoked": {"kind": "revoke"},
     "token expired": {"kind": "expire"},
+    "refresh token expired": {"kind": "expire_refresh"},
     "HTML page from a proxy": {"kind": "html", "status": 502},
     "empty body with 200": {"kind": "empty"},
     "malformed JSON": {"kind": "malformed"},
@@ -84,6 +85,9 @@ async def test_fault_matrix(fault: str, operation: str, tmp_path: Path) -> None:
             except ea.EattestError as error:  # typed at least; the final assertion says which
                 outcome = error
         assert not sim.faults.script, "the fault was never met"
+        if FAULTS[fault]["kind"] in ("revoke", "expire", "expire_refresh"):
+            assert sim.stats.statuses[401] >= 1, "the token fault was not felt"
+            assert sum(sim.stats.token_grants.values()) >= 2, "no renewal happened"
         assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".part")] == []
     assert client_tasks() == baseline
     # Every fault here is passing: the retry policy is expected to see it through.

@@ -416,6 +416,8 @@ class SimulatorService:
             faulted = await self._apply_fault(request, action, key, headers)
             if faulted is not None:
                 return faulted
+            if action.kind in ("revoke", "expire", "expire_refresh"):
+                claims = self._valid_claims(request)  # this very request meets the 401
         if operation != "token" and claims is None:
             response: web.StreamResponse = _json(
                 spring_error(
@@ -463,6 +465,12 @@ class SimulatorService:
             return None
         if kind == "expire":
             self.expire_access_tokens()
+            return None
+        if kind == "expire_refresh":
+            self.expire_access_tokens()
+            now = time.time()
+            for session in self._sessions.values():
+                session.refresh_expires_at = min(session.refresh_expires_at, now)
             return None
         if kind == "status":
             status = action.status or 500
@@ -604,7 +612,9 @@ class SimulatorService:
             found = self._sessions.get(str(claims.get("sid")))
             if found is None or found.revoked:
                 return refuse(400, "invalid_grant", "Session not active")
-            if now >= float(claims.get("exp_precise", claims.get("exp", 0))):
+            if now >= min(
+                float(claims.get("exp_precise", claims.get("exp", 0))), found.refresh_expires_at
+            ):
                 return refuse(400, "invalid_grant", "Token is not active")
             session = found
         else:

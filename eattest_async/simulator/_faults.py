@@ -20,6 +20,7 @@ FaultKind = Literal[
     "malformed",  # 200 with a body that is not JSON
     "revoke",  # revoke every session, then serve (so the request meets a 401)
     "expire",  # expire every access token (refresh tokens stay valid), then serve
+    "expire_refresh",  # expire every access and refresh token (sign-in still works), then serve
     "delay",  # wait ``delay`` seconds, then serve normally
 ]
 

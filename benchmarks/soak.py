@@ -16,15 +16,16 @@ async def soak(dossiers: int) -> dict[str, Any]:
     async with SimulatorProcess("--dossiers", str(dossiers), "--latency", "0.01") as sim:
         # A rate limit below what the simulator serves (~70 pages/s), so that 429s do happen,
         # and each scripted kind of fault three times besides the random ones.
+        kinds = ("html", "empty", "malformed", "slow", "revoke", "expire", "expire_refresh")
         scripted = [
             {
                 "kind": kind,
                 "status": 502 if kind == "html" else None,
                 "delay": 0.5,
                 "operation": "list_dossiers",
-                "times": 3,
             }
-            for kind in ("html", "empty", "malformed", "slow", "revoke", "expire")
+            for _ in range(3)
+            for kind in kinds
         ]
         await sim.set_faults(
             error_rate=0.02,

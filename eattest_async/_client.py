@@ -46,6 +46,24 @@ __all__ = ["Client", "ClientStats"]
 logger = logging.getLogger("eattest_async")
 
 
+class _Renewals:
+    """Whether a 401 may be answered by renewing the token and replaying the request.
+
+    Once per call; a second time only if the token refused is not the one already renewed
+    (the renewal worked, and that new token was refused in turn: revoked again). The same
+    token refused twice, or a third refusal, is final: no renewal storm is possible.
+    """
+
+    def __init__(self) -> None:
+        self._refused: list[Token] = []
+
+    def allow(self, token: Token) -> bool:
+        if len(self._refused) >= 2 or (self._refused and self._refused[-1] is token):
+            return False
+        self._refused.append(token)
+        return True
+
+
 @attrs.define
 class ClientStats:
     """What the client did: requests sent, retries by cause, token grants, cooldowns."""
@@ -254,15 +272,13 @@ class Client:
         headers = {"Accept": "application/json"}
         if request.body is not None:
             headers["Content-Type"] = "application/json"
-        replayed = False
+        renewals = _Renewals()
 
         async def attempt() -> Envelope:
-            nonlocal replayed
             while True:
                 token = await self._tokens.get() if self._tokens is not None else None
                 raw = await self._exchange(request, url, headers, token, timeout)
-                if raw.status == 401 and token is not None and not replayed:
-                    replayed = True  # one replay per call, with whichever token is now current
+                if raw.status == 401 and token is not None and renewals.allow(token):
                     await self._tokens.replace(token)  # type: ignore[union-attr]
                     continue
                 if raw.status == 401:
@@ -343,10 +359,9 @@ class Client:
         self._require_open()
         url = self.environment.base_url + request.path
         timeout = request.timeout if request.timeout is not None else self.timeouts.file
-        replayed = False
+        renewals = _Renewals()
 
         async def attempt() -> Path:
-            nonlocal replayed
             while True:
                 token = await self._tokens.get() if self._tokens is not None else None
                 headers = {"Accept": "*/*"}
@@ -361,8 +376,7 @@ class Client:
                     ) as response:
                         self._note_answer(response.status, response.headers)
                         released = True
-                        if response.status == 401 and token is not None and not replayed:
-                            replayed = True
+                        if response.status == 401 and token is not None and renewals.allow(token):
                             await self._tokens.replace(token)  # type: ignore[union-attr]
                             continue
                         if not 200 <= response.status < 300:

@@ -608,3 +608,19 @@ async def test_debug_logging_never_shows_the_password_or_a_token(
     assert "retrying after 429" in output  # the log was really captured
     for secret in secrets:
         assert secret not in output
+
+
+async def test_a_renewed_token_revoked_again_is_renewed_once_more_and_no_more(
+    sim: Simulator, client: ea.Client
+) -> None:
+    await client.account.get()
+    sim.reset()
+    sim.faults.add(FaultAction(kind="revoke", operation="get_account", times=2))
+    assert (await client.account.get()).id == sim.account_id
+    assert sim.stats.token_grants == {"password": 2}  # a re-authentication per revocation
+    sim.reset()
+    sim.faults.add(FaultAction(kind="revoke", operation="get_account", times=3))
+    with pytest.raises(ea.UnauthorizedError):
+        await client.account.get()
+    assert sim.stats.requests["get_account"] == 3  # the call and two replays, never a storm
+    assert sim.stats.token_grants == {"password": 2}

@@ -259,3 +259,14 @@ async def test_no_command_shows_a_secret_even_at_debug_level(tmp_path: Path) -> 
     assert len(secrets) >= 6  # the password, and a token for each of the 5 commands that signed in
     leaked = [secret[:12] + "..." for secret in secrets if secret in text]
     assert leaked == []
+
+
+async def test_an_exhausted_rate_limit_exits_with_code_4(remote: SimulatorProcess) -> None:
+    # A Retry-After longer than the client's patience (RetryPolicy.max_retry_after): it gives up.
+    await remote.set_faults(
+        script=[{"kind": "status", "status": 429, "retry_after": 400, "operation": "get_account"}]
+    )
+    code, _, err = await eattest("whoami", env=connection(remote))
+    assert code == 4
+    assert "429" in err
+    assert "Traceback" not in err

@@ -12,11 +12,12 @@ Detailed validation is off: structuring sits on the hot path of every scan.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import types
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TypeVar
 
 import attrs
@@ -210,10 +211,11 @@ def _structure_message(value: Any, _: Any) -> Message:
 _converter.register_structure_hook(Message, _structure_message)
 
 
-def structure(data: Any, cls: type[T], *, method: str = "", path: str = "") -> T:
-    """A model from its JSON form; a record that is not even an object is an API error."""
+@contextlib.contextmanager
+def _reading(cls: type[Any], method: str, path: str) -> Iterator[None]:
+    """A record that cannot be read at all (not even an object) is an API error."""
     try:
-        return _converter.structure(data, cls)
+        yield
     except (TypeError, ValueError, KeyError) as exc:
         raise UnexpectedResponseError(
             f"unexpected response: cannot read {cls.__name__} ({exc})",
@@ -221,18 +223,18 @@ def structure(data: Any, cls: type[T], *, method: str = "", path: str = "") -> T
             method=method,
             path=path,
         ) from exc
+
+
+def structure(data: Any, cls: type[T], *, method: str = "", path: str = "") -> T:
+    """A model from its JSON form."""
+    with _reading(cls, method, path):
+        return _converter.structure(data, cls)
 
 
 def structure_many(
     data: list[Any], cls: type[T], *, method: str = "", path: str = ""
 ) -> tuple[T, ...]:
+    """Models from a list of JSON forms (the hook looked up once)."""
     hook = _converter.get_structure_hook(cls)
-    try:
+    with _reading(cls, method, path):
         return tuple([hook(item, cls) for item in data])
-    except (TypeError, ValueError, KeyError) as exc:
-        raise UnexpectedResponseError(
-            f"unexpected response: cannot read {cls.__name__} ({exc})",
-            status=200,
-            method=method,
-            path=path,
-        ) from exc

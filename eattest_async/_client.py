@@ -22,7 +22,7 @@ from . import _protocol
 from ._auth import Secret, Token, TokenManager
 from ._config import Environment, Limits, RetryPolicy, Timeouts
 from ._downloads import filename_from_disposition, safe_filename, write_atomically
-from ._exceptions import ClientClosedError, EattestError, InvalidInputError, UnauthorizedError
+from ._exceptions import ClientClosedError, EattestError, InvalidInputError
 from ._protocol import ApiRequest, Envelope
 from ._ratelimit import RateGate
 from ._retry import retrying
@@ -281,13 +281,8 @@ class Client:
                 if raw.status == 401 and token is not None and renewals.allow(token):
                     await self._tokens.replace(token)  # type: ignore[union-attr]
                     continue
-                if raw.status == 401:
-                    raise UnauthorizedError(
-                        "HTTP 401: the token was refused even after renewal",
-                        status=401,
-                        method=request.method,
-                        path=request.path,
-                    )
+                # A 401 left (renewals spent, or no credentials of ours) is deciphered
+                # like any error: UnauthorizedError with the server's message, as downloads do.
                 return _protocol.decipher(
                     raw.status,
                     raw.headers,

@@ -4,11 +4,22 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from typing import Any
 
 import aiohttp
 import pytest
 
-from eattest_async.simulator import Simulator
+import eattest_async as ea
+from eattest_async.simulator import Simulator, SimulatorProcess
+
+# Retries fast, so that tests of faults take milliseconds, not seconds.
+FAST = ea.RetryPolicy(initial_backoff=0.01, max_backoff=0.1, attempts=8)
+
+
+def client_for(sim: Simulator | SimulatorProcess, **options: Any) -> ea.Client:
+    """A client of the simulator (in process or not), retrying fast unless told otherwise."""
+    options.setdefault("retry", FAST)
+    return ea.Client(sim.environment, username=sim.username, password=sim.password, **options)
 
 
 @pytest.fixture
@@ -20,6 +31,12 @@ def anyio_backend() -> str:
 async def sim() -> AsyncIterator[Simulator]:
     async with Simulator(seed=42, dossiers=2_000, process_delay=0.05) as simulator:
         yield simulator
+
+
+@pytest.fixture
+async def client(sim: Simulator) -> AsyncIterator[ea.Client]:
+    async with client_for(sim) as opened:
+        yield opened
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -15,21 +14,11 @@ import pytest
 import eattest_async as ea
 from eattest_async.simulator import DOSSIER_ID_BASE, FaultAction, Simulator
 
+from .conftest import client_for
+
 pytestmark = pytest.mark.anyio
 
-FAST = ea.RetryPolicy(initial_backoff=0.01, max_backoff=0.05, attempts=6)
 TOMORROW = dt.date.today() + dt.timedelta(days=1)
-
-
-def client_for(sim: Simulator, **options: object) -> ea.Client:
-    options.setdefault("retry", FAST)
-    return ea.Client(sim.environment, username=sim.username, password=sim.password, **options)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-async def client(sim: Simulator) -> AsyncIterator[ea.Client]:
-    async with client_for(sim) as opened:
-        yield opened
 
 
 def siret_with_prefix(prefix: str) -> str:

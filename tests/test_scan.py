@@ -15,22 +15,9 @@ import pytest
 import eattest_async as ea
 from eattest_async.simulator import DOSSIER_ID_BASE, Simulator, SimulatorProcess
 
-from .conftest import client_tasks
+from .conftest import client_for, client_tasks
 
 pytestmark = pytest.mark.anyio
-
-FAST = ea.RetryPolicy(initial_backoff=0.01, max_backoff=0.1, attempts=8)
-
-
-def client_for(sim: Simulator | SimulatorProcess, **options: object) -> ea.Client:
-    options.setdefault("retry", FAST)
-    return ea.Client(sim.environment, username=sim.username, password=sim.password, **options)  # type: ignore[arg-type]
-
-
-@pytest.fixture
-async def client(sim: Simulator) -> AsyncIterator[ea.Client]:
-    async with client_for(sim) as opened:
-        yield opened
 
 
 def assert_exactly_once(ids: list[int | None], expected: list[int]) -> None:

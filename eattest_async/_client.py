@@ -21,7 +21,7 @@ import attrs
 from . import _protocol
 from ._auth import Secret, Token, TokenManager
 from ._config import Environment, Limits, RetryPolicy, Timeouts
-from ._downloads import filename_from_disposition, safe_filename, write_atomically
+from ._downloads import choose_target, write_atomically
 from ._exceptions import ClientClosedError, EattestError, InvalidInputError
 from ._protocol import ApiRequest, Envelope
 from ._ratelimit import RateGate
@@ -348,9 +348,16 @@ class Client:
         self.stats.waited_for_rate_limit = self._gate.waited
 
     async def _download(
-        self, request: ApiRequest, dest: Path, *, expected_size: int | None, fallback_name: str
+        self,
+        request: ApiRequest,
+        dest: Path,
+        *,
+        expected_size: int | None,
+        fallback_name: str,
+        filename: str | None = None,
+        overwrite: bool = False,
     ) -> Path:
-        """Stream a file to ``dest`` (a folder, or a file path) atomically, with retries."""
+        """Stream a file into the folder ``dest`` atomically, with retries."""
         self._require_open()
         url = self.environment.base_url + request.path
         timeout = request.timeout if request.timeout is not None else self.timeouts.file
@@ -383,19 +390,21 @@ class Client:
                                 request_path=request.path,
                                 now=time.time(),
                             )
-                        target = self._target(dest, response.headers, fallback_name)
+                        target = choose_target(
+                            dest, response.headers, fallback_name, filename=filename
+                        )
                         announced = response.headers.get("Content-Length")
                         size = expected_size
                         if announced is not None and announced.isdigit():
                             size = int(announced) if size is None else size
-                        await write_atomically(
+                        return await write_atomically(
                             response.chunks(),
                             target,
                             expected_size=size,
                             method="GET",
                             path=request.path,
+                            overwrite=overwrite,
                         )
-                        return target
                 finally:
                     if not released:
                         self._gate.release()
@@ -403,18 +412,3 @@ class Client:
         return await retrying(
             attempt, policy=self.retry_policy, may_repeat=True, on_retry=self._on_retry
         )
-
-    @staticmethod
-    def _target(dest: Path, headers: Mapping[str, str], fallback_name: str) -> Path:
-        if dest.is_dir() or str(dest).endswith(("/", "\\")):
-            folder = dest
-            name = safe_filename(
-                filename_from_disposition(headers.get("Content-Disposition")), fallback_name
-            )
-        else:
-            folder, name = dest.parent, safe_filename(dest.name, fallback_name)
-        target = folder / name
-        # Belt and braces: whatever the name, the file lands directly in the folder.
-        if target.resolve().parent != folder.resolve():
-            target = folder / safe_filename(None, fallback_name)
-        return target

@@ -1,24 +1,35 @@
-"""Streamed, atomic downloads: a temp file beside the target, size check, fsync, rename.
+"""Streamed, atomic downloads: a temp file beside the target, size check, fsync, publish.
 
 A download that fails, is cut short or is cancelled leaves nothing behind; the file name a
-server proposes in ``Content-Disposition`` can never leave the destination folder.
+server proposes in ``Content-Disposition`` can never leave the destination folder; a file
+already there (the user's, or an earlier download with the same name) is never replaced
+unless asked: the new one gets a numbered name, ``report (1).pdf``.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import re
 import tempfile
 import unicodedata
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from urllib.parse import unquote
 
 import anyio
 
-from ._exceptions import IncompleteResponseError
+from ._exceptions import IncompleteResponseError, InvalidInputError
 
-__all__ = ["filename_from_disposition", "safe_filename", "write_atomically"]
+__all__ = [
+    "check_folder",
+    "choose_target",
+    "filename_from_disposition",
+    "numbered",
+    "publish",
+    "safe_filename",
+    "write_atomically",
+]
 
 _MAX_NAME_BYTES = 200
 _RESERVED = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
@@ -29,7 +40,14 @@ _WINDOWS_DEVICES = {
     "NUL",
     *(f"COM{i}" for i in range(1, 10)),
     *(f"LPT{i}" for i in range(1, 10)),
+    # Windows also reserves the superscript digits and the console pseudo-files.
+    *(f"{p}{d}" for p in ("COM", "LPT") for d in "\u00b9\u00b2\u00b3"),
+    "CONIN$",
+    "CONOUT$",
 }
+# Errors that say "this file system cannot make hard links", as opposed to "name taken".
+_NO_LINKS = {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EACCES}
+_MAX_NUMBER = 10_000
 
 
 def filename_from_disposition(header: str | None) -> str | None:
@@ -52,34 +70,137 @@ def filename_from_disposition(header: str | None) -> str | None:
     return None
 
 
+def _split_extension(name: str) -> tuple[str, str]:
+    """("report", ".pdf"), ("archive", ".tar.gz"), ("README", ""): the part numbering keeps."""
+    double = re.search(r"\.tar\.[A-Za-z0-9]{1,4}$", name)
+    if double and double.start() > 0:
+        return name[: double.start()], double.group()
+    stem, dot, extension = name.rpartition(".")
+    if not dot or not stem or len(extension) > 16:
+        return name, ""
+    return stem, "." + extension
+
+
+def _fit(stem: str, suffix: str) -> str:
+    budget = _MAX_NAME_BYTES - len(suffix.encode())
+    return (stem.encode()[:budget].decode("utf-8", errors="ignore") or "file") + suffix
+
+
 def safe_filename(proposed: str | None, fallback: str) -> str:
     """A plain file name for the local disk: no directories, no control characters, no
-    leading dots, no reserved device names, at most 200 UTF-8 bytes (extension kept)."""
+    leading dots, no trailing dots or spaces, no Windows device name, at most 200 UTF-8
+    bytes (extension kept)."""
     name = unicodedata.normalize("NFC", proposed or "")
     name = name.replace("\\", "/").rsplit("/", 1)[-1]  # the last path component only
     name = _RESERVED.sub("_", name)
     # Unicode tricks: bidirectional overrides and other format characters would disguise
     # the extension ("invoice\u202efdp.exe").
     name = "".join(ch for ch in name if unicodedata.category(ch) not in ("Cf", "Cc", "Cs", "Co"))
-    name = name.strip().lstrip(".").strip()
+    # Windows drops trailing dots and spaces ("a.pdf." is "a.pdf"): drop them here too, so
+    # that the name checked below is the name the disk will use.
+    name = name.strip().lstrip(".").rstrip(". ").strip()
     if not name or name in (".", ".."):
         name = fallback
-    stem, dot, extension = name.rpartition(".")
-    if not dot or len(extension) > 16:
-        stem, extension = name, ""
-    if stem.upper() in _WINDOWS_DEVICES:
-        stem = "_" + stem
-    suffix = f".{extension}" if extension else ""
-    budget = _MAX_NAME_BYTES - len(suffix.encode())
-    stem_bytes = stem.encode()[:budget]
-    stem = stem_bytes.decode("utf-8", errors="ignore") or "file"
-    return stem + suffix
+    # Windows takes the part before the FIRST dot, without trailing spaces or dots, for the
+    # device name: "CON.tar.gz" and "con .pdf" both open the console.
+    if name.split(".", 1)[0].rstrip(" .").upper() in _WINDOWS_DEVICES:
+        name = "_" + name
+    stem, suffix = _split_extension(name)
+    return _fit(stem, suffix)
+
+
+def numbered(name: str, number: int) -> str:
+    """``report (1).pdf`` for ``report.pdf``: the name of the n-th file that wanted ``name``."""
+    if number == 0:
+        return name
+    stem, suffix = _split_extension(name)
+    return _fit(stem, f" ({number}){suffix}")
+
+
+def check_folder(dest: str | os.PathLike[str]) -> Path:
+    """``dest`` as a folder: it need not exist (it is created), but must not be a file."""
+    folder = Path(dest)
+    if folder.exists() and not folder.is_dir():
+        raise InvalidInputError("dest", f"{folder} is a file; dest is the folder to write into")
+    return folder
+
+
+def choose_target(
+    dest: Path, headers: Mapping[str, str], fallback_name: str, *, filename: str | None = None
+) -> Path:
+    """Where a download goes: ``dest`` is always a folder (created if missing); the name is
+    ``filename`` if given, else the server's ``Content-Disposition`` name, made safe.
+
+    The name is a wish: ``publish`` numbers it if it is taken when the file is complete.
+    """
+    proposed = (
+        filename
+        if filename is not None
+        else filename_from_disposition(headers.get("Content-Disposition"))
+    )
+    target = dest / safe_filename(proposed, fallback_name)
+    # Belt and braces: whatever the name, the file lands directly in the folder.
+    if target.resolve().parent != dest.resolve():
+        target = dest / safe_filename(None, fallback_name)
+    return target
+
+
+def _link_or_reserve(temp: Path, candidate: Path) -> None:
+    """Give the complete ``temp`` the name ``candidate`` only if nothing has that name.
+
+    Race-free: ``os.link`` fails with FileExistsError when the name is taken, by anything
+    (a file, a folder, a link, another process's download), at the instant of the call. On
+    file systems without hard links, the name is reserved with O_CREAT|O_EXCL (also atomic)
+    and the complete file renamed onto our own reservation.
+    """
+    try:
+        os.link(temp, candidate)
+    except FileExistsError:
+        raise
+    except OSError as error:
+        if error.errno not in _NO_LINKS:
+            raise
+        descriptor = os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        os.close(descriptor)
+        os.replace(temp, candidate)
+        return
+    temp.unlink()
+
+
+def publish(temp: Path, target: Path, *, overwrite: bool = False) -> Path:
+    """Move the complete ``temp`` to ``target``, or to ``target (1)``, ``(2)``... if taken.
+
+    With ``overwrite``, an existing file named ``target`` is replaced (atomically); a folder
+    of that name never is. Returns the path written.
+    """
+    if overwrite:
+        try:
+            os.replace(temp, target)
+            return target
+        except (IsADirectoryError, PermissionError, FileExistsError):
+            if not target.is_dir():
+                raise
+    for number in range(_MAX_NUMBER):
+        candidate = target.with_name(numbered(target.name, number))
+        try:
+            _link_or_reserve(temp, candidate)
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(errno.EEXIST, f"{_MAX_NUMBER} files already named like it", target)
 
 
 async def write_atomically(
-    chunks: AsyncIterator[bytes], target: Path, *, expected_size: int | None, method: str, path: str
-) -> int:
-    """Write ``chunks`` to ``target`` all or nothing; returns the number of bytes written."""
+    chunks: AsyncIterator[bytes],
+    target: Path,
+    *,
+    expected_size: int | None,
+    method: str,
+    path: str,
+    overwrite: bool = False,
+) -> Path:
+    """Write ``chunks`` to ``target`` all or nothing; returns the path written, which is
+    ``target`` or, if that name was taken, a numbered one (see ``publish``)."""
 
     def make_temp() -> str:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -100,10 +221,10 @@ async def write_atomically(
             raise IncompleteResponseError(
                 f"file is {written} bytes, {expected_size} were announced", method=method, path=path
             )
-        await anyio.to_thread.run_sync(os.replace, temp, target)
+        final = await anyio.to_thread.run_sync(lambda: publish(temp, target, overwrite=overwrite))
     except BaseException:
         # Cancellation included: the partial file goes at once. Synchronously, because an
         # await here would itself be cancelled.
         temp.unlink(missing_ok=True)  # noqa: ASYNC240
         raise
-    return written
+    return final

@@ -483,11 +483,9 @@ def download(
 
             async def one(dossier_id: int, document_id: int, info: FileInfo, code: str) -> None:
                 nonlocal done, skipped
-                target = (
-                    root
-                    / str(dossier_id)
-                    / safe_filename(f"{code}_{info.file_id}.pdf", f"{info.file_id}.pdf")
-                )
+                folder = root / str(dossier_id)
+                name = safe_filename(f"{code}_{info.file_id}.pdf", f"{info.file_id}.pdf")
+                target = folder / name
                 if (
                     target.exists()
                     and info.file_size is not None
@@ -501,7 +499,8 @@ def download(
                             dossier_id,
                             document_id,
                             info.file_id or 0,
-                            dest=target,
+                            dest=folder,
+                            filename=name,
                             expected_size=info.file_size,
                         )
                         done += 1

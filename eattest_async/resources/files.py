@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .._downloads import check_folder
 from .._protocol import ApiRequest, path
 from ..models import FileInfo
 from ._base import Resource, get
@@ -47,13 +48,18 @@ class FilesResource(Resource):
         file_id: int,
         *,
         dest: str | os.PathLike[str] = ".",
+        filename: str | None = None,
+        overwrite: bool = False,
         expected_size: int | None = None,
         timeout: float | None = None,
     ) -> Path:
         """GET .../documents/{documentId}/files/{fileId}: stream the file to disk, atomically.
 
-        ``dest`` is a folder (the server's file name is used, made safe) or a file path.
-        The size is checked against ``Content-Length`` and ``expected_size`` (pass
+        ``dest`` is always a folder, created if missing. The file is named ``filename`` if
+        given, else by the server's ``Content-Disposition``; either way made safe for any
+        disk. A name already taken (a file or a folder) is never replaced: the download gets
+        ``name (1).ext``, ``(2)``... unless ``overwrite=True`` (which replaces a file, never a
+        folder). The size is checked against ``Content-Length`` and ``expected_size`` (pass
         ``FileInfo.file_size``); a short, failed or cancelled download leaves no file.
         Returns the path written.
         """
@@ -64,8 +70,14 @@ class FilesResource(Resource):
         )
         if expected_size is not None:
             identifier(expected_size, "expected_size")
+        folder = check_folder(dest)
         return await self._client._download(
-            request, Path(dest), expected_size=expected_size, fallback_name=f"file-{file_id}"
+            request,
+            folder,
+            expected_size=expected_size,
+            fallback_name=f"file-{file_id}",
+            filename=filename,
+            overwrite=overwrite,
         )
 
     async def _document_path(

@@ -146,7 +146,7 @@ class Client:
             ssl=ssl,
             user_agent=user_agent or f"eattest-async/{__version__}",
         )
-        self._gate = RateGate()
+        self._gate = RateGate(max_rate=self.limits.max_rate)
         self._tokens: TokenManager | None = None
         if username is not None and password is not None:
             self._tokens = TokenManager(
@@ -324,9 +324,9 @@ class Client:
                 timeout=timeout,
             )
         except BaseException:
-            self._gate.release()
+            self._gate.abandon()
             raise
-        self._note_answer(raw.status, raw.headers)
+        await self._note_answer(raw.status, raw.headers)
         logger.debug(
             "%s %s -> %s in %.0f ms",
             request.method,
@@ -336,14 +336,16 @@ class Client:
         )
         return raw
 
-    def _note_answer(self, status: int, headers: Mapping[str, str]) -> None:
+    async def _note_answer(self, status: int, headers: Mapping[str, str]) -> None:
         now = time.time()
         retry_after = (
             _protocol.parse_retry_after(headers.get("Retry-After"), now)
             if status in (429, 503)
             else None
         )
-        self._gate.release(retry_after=retry_after, info=_protocol.parse_ratelimit(headers, now))
+        await self._gate.release(
+            status=status, retry_after=retry_after, info=_protocol.parse_ratelimit(headers, now)
+        )
         self.stats.cooldowns = self._gate.cooldowns
         self.stats.waited_for_rate_limit = self._gate.waited
 
@@ -376,8 +378,8 @@ class Client:
                     async with self._transport.stream(
                         "GET", url, path=request.path, headers=headers, timeout=timeout
                     ) as response:
-                        self._note_answer(response.status, response.headers)
                         released = True
+                        await self._note_answer(response.status, response.headers)
                         if response.status == 401 and token is not None and renewals.allow(token):
                             await self._tokens.replace(token)  # type: ignore[union-attr]
                             continue
@@ -407,7 +409,7 @@ class Client:
                         )
                 finally:
                     if not released:
-                        self._gate.release()
+                        self._gate.abandon()
 
         return await retrying(
             attempt, policy=self.retry_policy, may_repeat=True, on_retry=self._on_retry

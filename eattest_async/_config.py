@@ -154,13 +154,25 @@ class RetryPolicy:
 
 @attrs.frozen(kw_only=True)
 class Limits:
-    """Connection pool size and the default concurrency of scans."""
+    """Connection pool size, the default concurrency of scans, and a known rate cap.
+
+    ``max_rate`` (requests per second) is a contractual limit known in advance (e.g. 1000
+    per minute per IP is ``1000 / 60``): the rate gate never exceeds it, even before the
+    server's first answer. None: only what the server announces or teaches is used.
+    """
 
     max_connections: int = 64
     scan_concurrency: int = 8
+    max_rate: float | None = None
 
     def __attrs_post_init__(self) -> None:
         if self.max_connections < 1:
             raise InvalidInputError("max_connections", "must be >= 1")
         if self.scan_concurrency < 1:
             raise InvalidInputError("scan_concurrency", "must be >= 1")
+        if self.max_rate is not None and (
+            isinstance(self.max_rate, bool)
+            or not isinstance(self.max_rate, (int, float))
+            or not 0 < self.max_rate < float("inf")
+        ):
+            raise InvalidInputError("max_rate", "must be a number of requests per second > 0")

@@ -386,6 +386,8 @@ class SimulatorService:
         now = time.time()
         claims = self._valid_claims(request) if operation != "token" else None
         key = claims["sid"] if claims else f"peer:{request.remote}"
+        if plan.rate_scope == "global":
+            key = "global"  # one window and one Retry-After for every session (per IP)
         headers: dict[str, str] = {}
         if operation != "token":
             arrived = min(self.arrivals.get(id(request.protocol), now), now)

@@ -49,15 +49,19 @@ class FaultPlan:
     """What goes wrong, and how often. Every field may be changed while the simulator runs.
 
     ``rate_limit`` requests per ``rate_window`` seconds are allowed per session (one
-    sign-in, whatever its refreshed tokens); past that, 429 with ``Retry-After`` until the
-    window ends. ``error_rate``/``drop_rate``/``truncate_rate`` are probabilities per API
-    request; ``script`` is a queue of one-shot :class:`FaultAction`.
+    sign-in, whatever its refreshed tokens), or for all sessions together with
+    ``rate_scope="global"`` (a per-IP cap, shared by every process of a machine); past
+    that, 429 with ``Retry-After`` until the window ends, and a request arriving before an
+    announced deadline counts as early for every session of that scope.
+    ``error_rate``/``drop_rate``/``truncate_rate`` are probabilities per API request;
+    ``script`` is a queue of one-shot :class:`FaultAction`.
     """
 
     latency: float = 0.0
     jitter: float = 0.0
     rate_limit: int | None = None
     rate_window: float = 60.0
+    rate_scope: Literal["session", "global"] = "session"
     retry_after_format: RetryAfterFormat = "seconds"
     ratelimit_headers: RateLimitHeaders = "draft"
     ratelimit_reset: Literal["delta", "epoch"] = "delta"

@@ -1,0 +1,580 @@
+"""Coordination of several processes that use one account: one token, one rate gate.
+
+A :class:`Coordinator` gives a client the two things it may share with other processes,
+both keyed by environment + username (hashed; never the password):
+
+- a gate store (the :class:`~eattest_async._ratelimit.GateStore` of the rate gate): the
+  Retry-After deadline ("extend, never shorten") and the pacing state (a GCRA theoretical
+  arrival time, and the announced or learned limit), each step one atomic Lua script;
+- a token store (the ``TokenStore`` of the token manager): one grant for all processes,
+  under a Redis lock with an expiry and a bounded wait; the token is sealed (AES-GCM with
+  a key derived from the account's password by scrypt), so that neither Redis nor its
+  backups nor a log can reveal it.
+
+:class:`LocalCoordinator` (the default) keeps everything in the process: today's behaviour.
+:class:`RedisCoordinator` shares through Redis (``pip install 'eattest-async[redis]'``).
+
+Redis down, slow or unreachable: every call is bounded by ``timeout``; the first failure
+of an outage emits a :class:`CoordinationWarning` (and a log line), then either the client
+carries on with in-process state (``on_unavailable="local"``: the gate paces at the shared
+limit divided by the processes last seen, the token is the process's own) or every call
+fails with :class:`CoordinationError` (``on_unavailable="fail"``). Redis is tried again
+``retry_every`` seconds later; what was learned meanwhile (deadline, pacing) is written
+back, so that a restarted, empty Redis resumes where the processes are.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import hashlib
+import logging
+import os
+import secrets
+import threading
+import time
+import warnings
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol, TypeVar
+
+import anyio
+import orjson
+
+from ._config import Environment
+from ._exceptions import EattestError, InvalidInputError
+
+if TYPE_CHECKING:
+    from redis.asyncio import Redis
+
+__all__ = [
+    "CoordinationError",
+    "CoordinationWarning",
+    "Coordinator",
+    "LocalCoordinator",
+    "RedisCoordinator",
+    "coordination_key",
+]
+
+logger = logging.getLogger("eattest_async")
+
+T = TypeVar("T")
+
+
+class CoordinationWarning(UserWarning):
+    """The coordination backend (Redis) cannot be reached: this process falls back to
+    in-process state until it can (``RedisCoordinator(on_unavailable="local")``)."""
+
+
+class CoordinationError(EattestError):
+    """The coordination backend (Redis) cannot be reached and the coordinator was told to
+    fail rather than fall back (``RedisCoordinator(on_unavailable="fail")``)."""
+
+
+def coordination_key(environment: Environment, username: str | None) -> str:
+    """What processes sharing an account share: a hash of environment and username."""
+    material = "\n".join(
+        (environment.token_url, environment.base_url, environment.client_id, username or "")
+    )
+    return hashlib.sha256(material.encode()).hexdigest()[:32]
+
+
+# -- Lua: each script is one atomic step on one hash (so it suits Redis Cluster too) ----
+#
+# Times are wall-clock seconds of the callers (hosts are expected NTP-synchronised),
+# passed and returned as strings: Redis turns Lua numbers into integers.
+
+_RESERVE = """
+local h = KEYS[1]
+local now = tonumber(ARGV[1])
+local interval = tonumber(ARGV[2])
+local not_before = tonumber(ARGV[3])
+local latest = tonumber(ARGV[4])
+local floor_tat = tonumber(ARGV[5])
+local floor_deadline = tonumber(ARGV[6])
+local member = ARGV[7]
+local ttl = tonumber(ARGV[8])
+local tat = math.max(tonumber(redis.call('HGET', h, 'tat') or '0'), floor_tat)
+local deadline = math.max(tonumber(redis.call('HGET', h, 'deadline') or '0'), floor_deadline)
+local slot = math.max(now, tat, deadline, not_before)
+if latest < 0 or slot <= latest then
+  tat = slot + interval
+end
+redis.call('HSET', h, 'tat', string.format('%.6f', tat),
+           'deadline', string.format('%.6f', deadline))
+redis.call('EXPIRE', h, ttl)
+local m = h .. ':members'
+redis.call('ZADD', m, now, member)
+redis.call('ZREMRANGEBYSCORE', m, '-inf', now - 60)
+redis.call('EXPIRE', m, 120)
+return {string.format('%.6f', slot), redis.call('ZCARD', m)}
+"""
+
+_EXTEND_DEADLINE = """
+local h = KEYS[1]
+local deadline = math.max(tonumber(redis.call('HGET', h, 'deadline') or '0'), tonumber(ARGV[1]))
+redis.call('HSET', h, 'deadline', string.format('%.6f', deadline))
+redis.call('EXPIRE', h, tonumber(ARGV[2]))
+return string.format('%.6f', deadline)
+"""
+
+_PUBLISH_LIMIT = """
+local h = KEYS[1]
+local updated = tonumber(redis.call('HGET', h, 'limit_updated') or '-1')
+if tonumber(ARGV[1]) >= updated then
+  redis.call('HSET', h, 'limit_updated', ARGV[1], 'limit', ARGV[2])
+  redis.call('EXPIRE', h, tonumber(ARGV[3]))
+  return 1
+end
+return 0
+"""
+
+_UNLOCK = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+_STATE_TTL = 86_400  # seconds the shared gate state outlives its last use
+
+
+def _sha1(lua: str) -> str:
+    return hashlib.sha1(lua.encode(), usedforsecurity=False).hexdigest()
+
+
+class _Unavailable(Exception):
+    """Redis could not answer this call in time (internal: callers fall back)."""
+
+
+class _Connection:
+    """One lazily created ``redis.asyncio`` client, every call bounded, outages tracked."""
+
+    def __init__(
+        self, url: str, *, timeout: float, retry_every: float, on_unavailable: str
+    ) -> None:
+        self.url = url
+        self.timeout = timeout
+        self.retry_every = retry_every
+        self.on_unavailable = on_unavailable
+        self._redis: Redis | None = None
+        self._down_until = 0.0  # monotonic: no attempt before it
+        self._outage = False
+        self.failures = 0  # calls that failed or were skipped for an outage
+
+    def _client(self) -> Redis:
+        if self._redis is None:
+            from redis.asyncio import Redis
+            from redis.asyncio.retry import Retry
+            from redis.backoff import NoBackoff
+
+            # One retry, at once: a pooled connection found closed (Redis restarted) is
+            # replaced; more would only delay the fallback. ``call`` bounds the whole.
+            self._redis = Redis.from_url(
+                self.url,
+                socket_timeout=self.timeout,
+                socket_connect_timeout=self.timeout,
+                retry=Retry(NoBackoff(), 1),
+                health_check_interval=0,
+            )
+        return self._redis
+
+    @property
+    def available(self) -> bool:
+        return not self._outage or time.monotonic() >= self._down_until
+
+    async def call(self, operation: Callable[[Redis], Awaitable[T]]) -> T:
+        """Run one Redis operation within ``timeout``; raise ``_Unavailable`` (or, when
+        configured to fail, :class:`CoordinationError`) when Redis cannot answer."""
+        from redis.exceptions import RedisError
+
+        if not self.available:
+            self.failures += 1
+            self._unavailable(None)
+        try:
+            with anyio.fail_after(self.timeout * 3):
+                result = await operation(self._client())
+        except (RedisError, OSError, TimeoutError) as exc:
+            self.failures += 1
+            self._down_until = time.monotonic() + self.retry_every
+            if not self._outage:
+                self._outage = True
+                message = (
+                    f"Redis at {self._redacted_url()} is unavailable "
+                    f"({type(exc).__name__}: {exc}); "
+                    + (
+                        "failing as configured"
+                        if self.on_unavailable == "fail"
+                        else "this process falls back to its own token and gate, "
+                        "pacing at a conservative share of the limit"
+                    )
+                )
+                logger.warning("%s", message)
+                warnings.warn(message, CoordinationWarning, stacklevel=2)
+            self._unavailable(exc)
+        if self._outage:
+            self._outage = False
+            logger.warning("Redis at %s is reachable again", self._redacted_url())
+        return result
+
+    async def script(self, lua: str, key: str, args: tuple[str, ...]) -> Any:
+        """Run a Lua script atomically on ``key`` (EVALSHA; the source only when Redis
+        lost its script cache, e.g. after a restart)."""
+        from redis.exceptions import NoScriptError
+
+        sha = _sha1(lua)
+
+        async def run(redis: Redis) -> Any:
+            try:
+                return await redis.evalsha(sha, 1, key, *args)
+            except NoScriptError:
+                return await redis.eval(lua, 1, key, *args)
+
+        return await self.call(run)
+
+    def _unavailable(self, exc: BaseException | None) -> NoReturn:
+        if self.on_unavailable == "fail":
+            raise CoordinationError(
+                f"Redis at {self._redacted_url()} is unavailable"
+                + (f" ({type(exc).__name__})" if exc is not None else "")
+            ) from exc
+        raise _Unavailable from exc
+
+    def _redacted_url(self) -> str:
+        # redis://user:password@host: the password must never reach a log line.
+        scheme, sep, rest = self.url.partition("://")
+        if "@" in rest:
+            rest = "***@" + rest.rsplit("@", 1)[1]
+        return scheme + sep + rest
+
+    async def aclose(self) -> None:
+        redis, self._redis = self._redis, None
+        if redis is not None:
+            with anyio.move_on_after(self.timeout * 3, shield=True):
+                await redis.aclose()
+
+
+# -- the gate store -----------------------------------------------------------------------
+
+
+class RedisGateStore:
+    """The rate gate's state in Redis, shared by every process of the account.
+
+    While Redis is unavailable, calls go to an in-process store instead; its reservations
+    are spaced by ``interval`` times the number of processes last seen, so that together
+    they stay within the limit. What this process has seen (the latest theoretical arrival
+    time and deadline) is passed to every script, so an emptied Redis (restarted without
+    persistence) picks up again from there rather than from zero.
+    """
+
+    def __init__(self, connection: _Connection, key: str) -> None:
+        self._connection = connection
+        self._hash = f"eattest:{{{key}}}:gate"  # {hash tag}: one cluster slot per account
+        self._member = f"{os.getpid()}-{secrets.token_hex(4)}"
+        # What this process has seen (and, while Redis is away, its own GCRA state).
+        self._seen_tat = 0.0
+        self._seen_deadline = 0.0
+        self.peers = 1  # processes seen sharing this gate in the last minute
+
+    async def reserve(
+        self, *, now: float, interval: float, not_before: float, latest: float | None = None
+    ) -> float:
+        try:
+            reply = await self._connection.script(
+                _RESERVE,
+                self._hash,
+                (
+                    repr(now),
+                    repr(max(0.0, interval)),
+                    repr(not_before),
+                    repr(-1.0 if latest is None else latest),
+                    repr(self._seen_tat),
+                    repr(self._seen_deadline),
+                    self._member,
+                    str(_STATE_TTL),
+                ),
+            )
+            slot, self.peers = float(reply[0]), max(1, int(reply[1]))
+            spacing = max(0.0, interval)
+        except _Unavailable:
+            # Alone now: the same GCRA step on what this process knows, at a share of the
+            # rate such that the processes last seen together stay within the limit.
+            slot = max(now, self._seen_tat, self._seen_deadline, not_before)
+            spacing = max(0.0, interval) * self.peers
+        if latest is None or slot <= latest:
+            self._seen_tat = max(self._seen_tat, slot + spacing)
+        return slot
+
+    async def extend_deadline(self, until: float) -> float:
+        self._seen_deadline = max(self._seen_deadline, until)
+        try:
+            reply = await self._connection.script(
+                _EXTEND_DEADLINE, self._hash, (repr(self._seen_deadline), str(_STATE_TTL))
+            )
+            self._seen_deadline = max(self._seen_deadline, float(reply))
+        except _Unavailable:
+            pass
+        return self._seen_deadline
+
+    async def deadline(self) -> float:
+        try:
+            reply = await self._connection.call(lambda r: r.hget(self._hash, "deadline"))
+            if reply is not None:
+                self._seen_deadline = max(self._seen_deadline, float(reply))
+        except _Unavailable:
+            pass
+        return self._seen_deadline
+
+
+# -- the token store ------------------------------------------------------------------------
+
+
+_DERIVING = threading.Lock()
+
+
+def _derive_key(password: bytes, salt: bytes) -> bytes:
+    with _DERIVING:  # concurrent callers wait for the first one's result
+        return _derive_key_once(password, salt)
+
+
+@functools.lru_cache(maxsize=8)
+def _derive_key_once(password: bytes, salt: bytes) -> bytes:
+    # scrypt: a leaked Redis dump gives no cheap way to guess the password.
+    return hashlib.scrypt(password, salt=salt, n=2**14, r=8, p=1, dklen=32)
+
+
+class _Sealer:
+    """AES-GCM with a key derived from the password (scrypt): only processes that know
+    the password can read or forge the shared token; Redis holds ciphertext only."""
+
+    def __init__(self, password: str, salt: str) -> None:
+        self._password = password.encode()
+        self._salt = ("eattest token v1 " + salt).encode()
+        self._aead: Any = None
+
+    async def _cipher(self) -> Any:
+        if self._aead is None:
+            from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+            # ~50 ms once per process, off the event loop.
+            key = await anyio.to_thread.run_sync(
+                lambda: hashlib.scrypt(self._password, salt=self._salt, n=2**14, r=8, p=1, dklen=32)
+            )
+            self._aead = AESGCM(key)
+        return self._aead
+
+    async def seal(self, plain: bytes, context: bytes) -> bytes:
+        nonce = secrets.token_bytes(12)
+        return nonce + bytes((await self._cipher()).encrypt(nonce, plain, context))
+
+    async def open(self, sealed: bytes, context: bytes) -> bytes | None:
+        from cryptography.exceptions import InvalidTag
+
+        if len(sealed) < 13:
+            return None
+        try:
+            return bytes((await self._cipher()).decrypt(sealed[:12], sealed[12:], context))
+        except InvalidTag:
+            return None  # another password (changed?) or tampered: as if absent
+
+
+class RedisTokenStore:
+    """The account's token in Redis, sealed, and a lock so that one process grants it.
+
+    ``lock()`` takes a Redis lock that expires after ``lock_ttl`` seconds (a process that
+    dies holding it cannot block the others longer) and waits for it at most ``lock_wait``
+    seconds, then goes on without it (at worst one extra grant, never a hang). While
+    Redis is unavailable, ``load`` finds nothing, ``save`` keeps nothing and ``lock`` is
+    immediate: the process renews its own token, as without a coordinator.
+    """
+
+    def __init__(
+        self,
+        connection: _Connection,
+        key: str,
+        *,
+        password: str,
+        lock_ttl: float,
+        lock_wait: float,
+    ) -> None:
+        self._connection = connection
+        self._key = f"eattest:{{{key}}}:token"
+        self._lock_key = f"eattest:{{{key}}}:token-lock"
+        self._sealer = _Sealer(password, key)
+        self._lock_ttl = lock_ttl
+        self._lock_wait = lock_wait
+
+    def __repr__(self) -> str:
+        return f"<RedisTokenStore {self._key}>"
+
+    async def load_raw(self) -> dict[str, Any] | None:
+        try:
+            sealed = await self._connection.call(lambda r: r.get(self._key))
+        except _Unavailable:
+            return None
+        if not isinstance(sealed, bytes):
+            return None
+        plain = await self._sealer.open(sealed, self._key.encode())
+        if plain is None:
+            return None
+        try:
+            data = orjson.loads(plain)
+        except orjson.JSONDecodeError:
+            return None
+        return data if isinstance(data, dict) else None
+
+    async def save_raw(self, data: dict[str, Any], *, expires_at: float) -> None:
+        sealed = await self._sealer.seal(orjson.dumps(data), self._key.encode())
+        ttl_ms = max(1, int((expires_at - time.time()) * 1000))
+        with contextlib.suppress(_Unavailable):
+            await self._connection.call(lambda r: r.set(self._key, sealed, px=ttl_ms))
+
+    @contextlib.asynccontextmanager
+    async def lock(self) -> AsyncIterator[None]:
+        owner = secrets.token_hex(16)
+        held = False
+        bound = time.monotonic() + self._lock_wait
+        pause = 0.01
+        try:
+            while True:
+                try:
+                    held = bool(
+                        await self._connection.call(
+                            lambda r: r.set(
+                                self._lock_key, owner, nx=True, px=int(self._lock_ttl * 1000)
+                            )
+                        )
+                    )
+                except _Unavailable:
+                    break  # no Redis: the in-process single flight is all there is
+                if held:
+                    break
+                if time.monotonic() >= bound:
+                    logger.warning(
+                        "the shared token lock was not released within %.0f s; going on without",
+                        self._lock_wait,
+                    )
+                    break
+                # Another process is granting; its token will be in Redis when it releases.
+                await anyio.sleep(pause)
+                pause = min(0.05, pause * 2)
+            yield
+        finally:
+            if held:
+                with anyio.CancelScope(shield=True), contextlib.suppress(_Unavailable):
+                    await self._connection.script(_UNLOCK, self._lock_key, (owner,))
+
+
+# -- coordinators ---------------------------------------------------------------------------
+
+
+class Coordinator(Protocol):
+    """What a client shares with other processes of the same account (see the module doc)."""
+
+    def gate_store(self, key: str) -> Any:
+        """The rate gate's store for the account ``key`` (see :func:`coordination_key`);
+        None: the gate's own, in this process."""
+        ...
+
+    def token_store(self, key: str, *, password: str) -> Any:
+        """The token store for the account ``key``; None: the token stays in this process."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release connections (the coordinator may be used again: it reconnects)."""
+        ...
+
+
+class LocalCoordinator:
+    """Nothing shared: each client has its own token and gate (the default)."""
+
+    def __repr__(self) -> str:
+        return "LocalCoordinator()"
+
+    def gate_store(self, key: str) -> None:
+        """None: the rate gate keeps its state in this process."""
+        return
+
+    def token_store(self, key: str, *, password: str) -> None:
+        """None: the token manager keeps its token to itself."""
+        return
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+class RedisCoordinator:
+    """Share the token and the rate gate with every process using the same Redis.
+
+    ::
+
+        coordinator = ea.RedisCoordinator("redis://127.0.0.1:6379/0")
+        async with ea.Client(env, username=..., password=..., coordinator=coordinator):
+            ...
+
+    ``timeout`` bounds each Redis call (seconds); ``on_unavailable`` says what happens
+    when Redis cannot answer: ``"local"`` (a :class:`CoordinationWarning`, then
+    in-process state at a conservative rate, Redis retried every ``retry_every`` s) or
+    ``"fail"`` (:class:`CoordinationError`). ``lock_ttl`` is how long the token lock may be
+    held by a process that died; ``lock_wait`` how long others wait for it at most.
+    Needs ``pip install 'eattest-async[redis]'``.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        on_unavailable: Literal["local", "fail"] = "local",
+        timeout: float = 0.5,
+        retry_every: float = 1.0,
+        lock_ttl: float = 30.0,
+        lock_wait: float = 40.0,
+    ) -> None:
+        if not isinstance(url, str) or not url.startswith(("redis://", "rediss://", "unix://")):
+            raise InvalidInputError("url", "expected redis://, rediss:// or unix:// URL")
+        if on_unavailable not in ("local", "fail"):
+            raise InvalidInputError("on_unavailable", 'expected "local" or "fail"')
+        for name, value in (
+            ("timeout", timeout),
+            ("retry_every", retry_every),
+            ("lock_ttl", lock_ttl),
+            ("lock_wait", lock_wait),
+        ):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise InvalidInputError(name, "must be a number of seconds > 0")
+        try:
+            import redis  # noqa: F401
+        except ImportError as exc:
+            raise InvalidInputError(
+                "coordinator", "RedisCoordinator needs: pip install 'eattest-async[redis]'"
+            ) from exc
+        self._connection = _Connection(
+            url, timeout=timeout, retry_every=retry_every, on_unavailable=on_unavailable
+        )
+        self._lock_ttl = lock_ttl
+        self._lock_wait = lock_wait
+
+    def __repr__(self) -> str:
+        return f"RedisCoordinator({self._connection._redacted_url()!r})"
+
+    @property
+    def failures(self) -> int:
+        """Redis calls that failed or were skipped during outages (fallbacks taken)."""
+        return self._connection.failures
+
+    def gate_store(self, key: str) -> RedisGateStore:
+        """The gate store shared by every process of the account ``key``."""
+        return RedisGateStore(self._connection, key)
+
+    def token_store(self, key: str, *, password: str) -> RedisTokenStore:
+        """The token store shared by every process of the account ``key``."""
+        return RedisTokenStore(
+            self._connection,
+            key,
+            password=password,
+            lock_ttl=self._lock_ttl,
+            lock_wait=self._lock_wait,
+        )
+
+    async def aclose(self) -> None:
+        """Close the connections to Redis (reopened on next use)."""
+        await self._connection.aclose()

@@ -1,0 +1,272 @@
+"""The Redis coordination's atomic steps, against a real redis-server on loopback.
+
+Times passed to the stores are made up (a fake wall clock): the scripts compute with the
+caller's time only, so each result is exact and no test depends on how fast it runs.
+"""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
+
+import anyio
+import pytest
+import redis as sync_redis
+
+import eattest_async as ea
+from eattest_async._coordination import (
+    CoordinationError,
+    CoordinationWarning,
+    RedisCoordinator,
+    RedisGateStore,
+    RedisTokenStore,
+    coordination_key,
+)
+
+from .redis_server import RedisServer, redis_server
+
+__all__ = ["redis_server"]  # the fixture, imported to be used here
+
+pytestmark = pytest.mark.anyio
+
+KEY = coordination_key(ea.Environment.TEST, "api-user@example.test")
+NOW = 1_800_000_000.0  # a fake wall-clock time
+
+
+Make = Callable[..., RedisCoordinator]
+
+
+@pytest.fixture
+async def make(redis_server: RedisServer) -> AsyncIterator[Make]:
+    """Coordinators of the test's Redis (one per simulated process), all closed after."""
+    made: list[RedisCoordinator] = []
+
+    def factory(url: str | None = None, **options: Any) -> RedisCoordinator:
+        made.append(RedisCoordinator(url or redis_server.url, **options))
+        return made[-1]
+
+    yield factory
+    for coordinator in made:
+        await coordinator.aclose()
+
+
+@pytest.fixture
+def raw(redis_server: RedisServer) -> Iterator[sync_redis.Redis]:
+    """Direct access to the server, to look at what the coordination stored."""
+    with sync_redis.Redis.from_url(redis_server.url) as connection:
+        yield connection
+
+
+async def test_the_key_names_environment_and_user_but_never_the_password() -> None:
+    other_user = coordination_key(ea.Environment.TEST, "someone-else@example.test")
+    other_env = coordination_key(ea.Environment.PROD, "api-user@example.test")
+    assert len({KEY, other_user, other_env}) == 3
+    assert "api-user" not in KEY
+
+
+async def test_a_deadline_is_extended_never_shortened_and_seen_by_every_process(
+    make: Make,
+    redis_server: RedisServer,
+) -> None:
+    first = make().gate_store(KEY)
+    second = make().gate_store(KEY)  # another process
+    assert await first.deadline() == 0.0
+    assert await first.extend_deadline(NOW + 30) == NOW + 30
+    assert await second.extend_deadline(NOW + 5) == NOW + 30  # shorter: ignored
+    assert await second.deadline() == NOW + 30
+    assert await second.extend_deadline(NOW + 40) == NOW + 40
+    assert await first.deadline() == NOW + 40
+
+
+async def test_concurrent_reservations_get_distinct_slots_spaced_by_the_interval(
+    make: Make,
+    redis_server: RedisServer,
+) -> None:
+    coordinators = [make() for _ in range(4)]
+    stores = [c.gate_store(KEY) for c in coordinators]
+    slots: list[float] = []
+
+    async def reserve(store: RedisGateStore) -> None:
+        for _ in range(25):
+            slots.append(await store.reserve(now=NOW, interval=0.25, not_before=0.0))
+
+    async with anyio.create_task_group() as tg:
+        for store in stores:
+            tg.start_soon(reserve, store)
+    slots.sort()
+    assert slots[0] == NOW
+    gaps = {round(b - a, 6) for a, b in itertools.pairwise(slots)}
+    assert gaps == {0.25}  # 100 distinct slots, none closer than the interval
+    assert stores[0].peers == 4
+
+
+async def test_a_reservation_never_precedes_the_shared_deadline_or_not_before(
+    make: Make,
+    redis_server: RedisServer,
+) -> None:
+    store = make().gate_store(KEY)
+    other = make().gate_store(KEY)
+    await other.extend_deadline(NOW + 10)
+    assert await store.reserve(now=NOW, interval=1.0, not_before=0.0) == NOW + 10
+    assert await store.reserve(now=NOW, interval=1.0, not_before=0.0) == NOW + 11
+    assert await store.reserve(now=NOW, interval=1.0, not_before=NOW + 20) == NOW + 20
+    assert await other.reserve(now=NOW + 30, interval=0.0, not_before=0.0) == NOW + 30
+
+
+async def test_a_slot_past_latest_is_not_kept(make: Make, redis_server: RedisServer) -> None:
+    store = make().gate_store(KEY)
+    assert await store.reserve(now=NOW, interval=5.0, not_before=0.0) == NOW
+    # The next slot (NOW + 5) is after the caller's deadline: it will not send, nothing kept.
+    assert await store.reserve(now=NOW, interval=5.0, not_before=0.0, latest=NOW + 1) == NOW + 5
+    assert await store.reserve(now=NOW, interval=5.0, not_before=0.0) == NOW + 5
+
+
+async def test_an_emptied_redis_resumes_from_what_the_processes_saw(
+    make: Make, redis_server: RedisServer, raw: sync_redis.Redis
+) -> None:
+    store = make().gate_store(KEY)
+    await store.extend_deadline(NOW + 50)
+    assert await store.reserve(now=NOW, interval=1.0, not_before=0.0) == NOW + 50
+    raw.flushall()  # what a restart without persistence leaves
+    assert await store.reserve(now=NOW, interval=1.0, not_before=0.0) == NOW + 51
+    fresh = make().gate_store(KEY)
+    assert await fresh.deadline() == NOW + 50  # written back for the others too
+
+
+async def test_redis_down_warns_once_falls_back_to_a_share_of_the_rate_and_recovers(
+    make: Make,
+    redis_server: RedisServer,
+) -> None:
+    coordinator = make(timeout=0.2, retry_every=0.001)
+    store = coordinator.gate_store(KEY)
+    other = make().gate_store(KEY)
+    await other.reserve(now=NOW, interval=1.0, not_before=0.0)
+    assert await store.reserve(now=NOW, interval=1.0, not_before=0.0) == NOW + 1
+    assert store.peers == 2
+    await store.extend_deadline(NOW + 3)
+    redis_server.stop()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # Two processes were sharing: alone, this one spaces its requests twice as far.
+        first = await store.reserve(now=NOW, interval=1.0, not_before=0.0)
+        second = await store.reserve(now=NOW, interval=1.0, not_before=0.0)
+        assert await store.extend_deadline(NOW + 1) == NOW + 3  # still never shorter
+    assert (first, second) == (NOW + 3, NOW + 5)
+    # One warning per outage, not per call, though each call tried Redis again.
+    assert [w.category for w in caught] == [CoordinationWarning]
+    assert coordinator.failures == 3
+    redis_server.start()  # takes far longer than retry_every: the next call tries Redis
+    assert await store.reserve(now=NOW, interval=1.0, not_before=0.0) == NOW + 7
+    assert await other.reserve(now=NOW, interval=1.0, not_before=0.0) == NOW + 8
+
+
+async def test_fail_mode_raises_a_typed_error_at_once(
+    make: Make, redis_server: RedisServer
+) -> None:
+    coordinator = make(on_unavailable="fail", timeout=0.2)
+    store = coordinator.gate_store(KEY)
+    redis_server.stop()
+    with pytest.warns(CoordinationWarning), pytest.raises(CoordinationError):
+        await store.reserve(now=NOW, interval=1.0, not_before=0.0)
+    with pytest.raises(CoordinationError):  # during the outage: no new attempt, no wait
+        await store.deadline()
+
+
+async def test_an_unreachable_redis_never_hangs_a_call(make: Make) -> None:
+    # 192.0.2.0/24 is never routed... but only loopback is allowed here: a port with a
+    # listener that never answers is the same class of misbehaviour.
+    import socket
+
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        port = silent.getsockname()[1]
+        coordinator = make(f"redis://127.0.0.1:{port}/0", timeout=0.1)
+        store = coordinator.gate_store(KEY)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            with anyio.fail_after(5):  # the bound under test is 3 x 0.1 s
+                assert await store.reserve(now=NOW, interval=1.0, not_before=0.0) == NOW
+        assert [w.category for w in caught] == [CoordinationWarning]
+
+
+async def test_the_redis_password_never_reaches_a_warning(
+    make: Make, redis_server: RedisServer
+) -> None:
+    redis_server.stop()
+    url = f"redis://user:s3cret-pw@127.0.0.1:{redis_server.port}/0"
+    coordinator = make(url, timeout=0.2)
+    with pytest.warns(CoordinationWarning) as caught:
+        await coordinator.gate_store(KEY).deadline()
+    assert "s3cret-pw" not in str(caught[0].message)
+    assert "s3cret-pw" not in repr(coordinator)
+
+
+def test_bad_settings_are_refused_before_any_connection() -> None:
+    with pytest.raises(ea.InvalidInputError):
+        RedisCoordinator("http://127.0.0.1:6379")
+    with pytest.raises(ea.InvalidInputError):
+        RedisCoordinator("redis://127.0.0.1:6379", on_unavailable="ignore")  # type: ignore[arg-type]
+    with pytest.raises(ea.InvalidInputError):
+        RedisCoordinator("redis://127.0.0.1:6379", timeout=0)
+
+
+# -- the token store -----------------------------------------------------------------------
+
+
+async def test_one_grant_for_many_processes_under_the_shared_lock(
+    make: Make, redis_server: RedisServer, raw: sync_redis.Redis
+) -> None:
+    stores = [make().token_store(KEY, password="pw") for _ in range(4)]
+    grants = 0
+    seen: list[str] = []
+
+    async def get_token(store: RedisTokenStore) -> None:
+        nonlocal grants
+        async with store.lock():
+            record = await store.load_raw()
+            if record is None:
+                grants += 1
+                await anyio.sleep(0.05)  # the grant's round trip, others queue meanwhile
+                record = {"access": "eyJ.secret-access-token.sig"}
+                await store.save_raw(record, expires_at=NOW * 2)
+        seen.append(record["access"])
+
+    async with anyio.create_task_group() as tg:
+        for store in stores:
+            for _ in range(3):
+                tg.start_soon(get_token, store)
+    assert grants == 1
+    assert seen == ["eyJ.secret-access-token.sig"] * 12
+    # Stored sealed: neither the token nor its parts are readable in Redis.
+    values = [raw.get(k) for k in raw.scan_iter()]
+    assert values
+    assert not any(b"secret-access-token" in v for v in values if isinstance(v, bytes))
+    assert raw.keys("*token-lock*") == []  # released
+    # Another password cannot read it (and cannot forge one the others would accept).
+    stranger = make().token_store(KEY, password="other")
+    assert await stranger.load_raw() is None
+
+
+async def test_a_lock_left_by_a_dead_process_expires_and_waits_are_bounded(
+    make: Make, redis_server: RedisServer, raw: sync_redis.Redis
+) -> None:
+    store = make(lock_ttl=5, lock_wait=0.2).token_store(KEY, password="pw")
+    (lock_key,) = [k for k in _key_names(store) if k.endswith("token-lock")]
+    raw.set(lock_key, "dead-process", px=60_000)
+    with anyio.fail_after(10):
+        async with store.lock():  # lock_wait passed: goes on without it, never hangs
+            pass
+    assert raw.get(lock_key) == b"dead-process"  # not ours: left alone
+    raw.set(lock_key, "dead-process", px=100)  # a crashed holder's lock expires
+    patient = make(lock_ttl=5, lock_wait=30).token_store(KEY, password="pw")
+    with anyio.fail_after(10):
+        async with patient.lock():
+            assert raw.get(lock_key) != b"dead-process"
+    assert raw.get(lock_key) is None
+
+
+def _key_names(store: object) -> list[str]:
+    return [v for v in vars(store).values() if isinstance(v, str) and v.startswith("eattest:")]

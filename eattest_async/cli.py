@@ -1,55 +1,68 @@
 """The ``eattest`` command line: demo, scan, download, create, whoami, simulator.
 
-Exit codes: 0 ok, 1 API error, 2 usage, 3 authentication, 4 rate limit exhausted.
+Exit codes: 0 ok, 1 API error (or some items failed, each reported), 2 usage (bad flags,
+files, encodings, paths, environment), 3 authentication, 4 rate limit exhausted,
+130 interrupted. Every error is one line on stderr; ``--debug`` shows the traceback.
+
+Imports are lazy: ``eattest --help`` loads neither the HTTP machinery nor the simulator.
 """
 
 from __future__ import annotations
 
-import asyncio
 import csv
 import logging
 import os
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO
 
 try:
     import click
-    from rich.console import Console
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
-    from rich.table import Table
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
     raise SystemExit('the command line needs its extra: pip install "eattest-async[cli]"') from exc
 
-import anyio
 import orjson
 
-from . import (
+from ._cli_csv import CsvError
+from ._exceptions import (
     ApiError,
     AuthenticationError,
-    Client,
     EattestError,
-    Environment,
     InvalidInputError,
     RateLimitError,
     ScanError,
 )
-from ._converter import structure
-from ._downloads import safe_filename
-from ._pagination import Checkpoint, Scan, ScanProgress
-from .models import Dossier, FileInfo, NewDossier
-from .resources.dossiers import new_dossier_body
-from .simulator import SimulatorProcess
 
-EXIT_API, EXIT_USAGE, EXIT_AUTH, EXIT_RATE = 1, 2, 3, 4
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.progress import Progress
 
-err = Console(stderr=True)
+    from ._config import Environment
+    from ._pagination import Checkpoint, ScanProgress
+    from .models import Dossier, FileInfo, NewDossier
+
+EXIT_API, EXIT_USAGE, EXIT_AUTH, EXIT_RATE, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
+
+_debug = False  # --debug (or EATTEST_DEBUG=1): tracebacks instead of one-line errors
 
 
-def _fail(message: str, code: int) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False)
+def _console(*, stderr: bool = False) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr)
+
+
+def _say(message: str, *, label: str = "error", color: str = "red") -> None:
+    """One line on stderr, whatever the message holds (no markup, no wrapping)."""
+    line = " ".join(str(message).split())
+    click.echo(click.style(f"{label}:", fg=color) + " " + line, err=True)
+
+
+def _fail(message: str, code: int) -> NoReturn:
+    _say(message)
     raise SystemExit(code)
 
 
@@ -65,6 +78,8 @@ def _exit_code(error: BaseException) -> int:
 
 
 def _progress(console: Console) -> Progress:
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
     return Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -129,10 +144,30 @@ class _Writer:
         if self.target == "-":
             self._handle = sys.stdout
         else:
-            self._handle = open(
-                self.target, "a" if self._append else "w", encoding="utf-8", newline=""
-            )
+            try:
+                self._handle = open(
+                    self.target, "a" if self._append else "w", encoding="utf-8", newline=""
+                )
+            except OSError as error:
+                _fail(f"cannot write {self.target}: {error.strerror or error}", EXIT_USAGE)
         return self
+
+    @staticmethod
+    def check(target: str) -> None:
+        """Fail now (before signing in) if ``target`` cannot be written; changes nothing."""
+        if target == "-":
+            return
+        path = Path(target)
+        try:
+            if path.is_dir():
+                raise IsADirectoryError(21, "is a folder; --out names a file")
+            existed = path.exists()
+            with open(path, "a", encoding="utf-8"):
+                pass
+            if not existed:
+                path.unlink()
+        except OSError as error:
+            _fail(f"cannot write {target}: {error.strerror or error}", EXIT_USAGE)
 
     def __exit__(self, *exc: object) -> None:
         if self._handle is not None and self._handle is not sys.stdout:
@@ -155,35 +190,125 @@ class _Writer:
         self._handle.flush()
 
 
+def _write_file_atomically(path: Path, data: bytes) -> None:
+    """Replace ``path`` with ``data`` all or nothing: a kill leaves the old or the new file.
+
+    Synchronous on purpose: it runs on Ctrl-C too, where an await would be cancelled.
+    """
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with open(temp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _describe(error: BaseException) -> tuple[str, int]:
+    """One line and an exit code for what escaped a command."""
+    if isinstance(error, CsvError):
+        return str(error), EXIT_USAGE
+    if isinstance(error, EattestError):
+        code = " ".join(error.codes) + " " if isinstance(error, ApiError) and error.codes else ""
+        return f"{code}{error}", _exit_code(error)
+    if isinstance(error, OSError):
+        where = f" {error.filename}" if error.filename else ""
+        return f"cannot use{where}: {error.strerror or error}", EXIT_API
+    grouped = getattr(error, "exceptions", None)  # an exception group of one
+    if isinstance(grouped, tuple) and len(grouped) == 1:
+        return _describe(grouped[0])
+    return f"unexpected {type(error).__name__}: {error} (--debug shows where)", EXIT_API
+
+
+class _Group(click.Group):
+    """What a user can cause becomes one line and an exit code; a traceback only with --debug."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
+            raise
+        except KeyboardInterrupt:
+            if _debug:
+                raise
+            _say("interrupted")
+            raise SystemExit(EXIT_INTERRUPTED) from None
+        except Exception as error:
+            if _debug:
+                raise
+            message, code = _describe(error)
+            _fail(message, code)
+
+
 # -- commands -------------------------------------------------------------------------------
 
 
-@click.group()
-@click.version_option(package_name="eattest-async")
-def cli() -> None:
-    """Scan, export and download from the e-Attestations API (or its simulator)."""
+@click.group(cls=_Group)
+@click.version_option(package_name="eattest-async", prog_name="eattest")
+@click.option(
+    "--debug",
+    is_flag=True,
+    envvar="EATTEST_DEBUG",
+    help="show the Python traceback of an error (for a bug report)",
+)
+def cli(debug: bool) -> None:
+    """Scan, export and download from the e-Attestations API (or its simulator).
+
+    Shell completion (bash): eval "$(_EATTEST_COMPLETE=bash_source eattest)"
+    (zsh: zsh_source, fish: fish_source).
+    """
+    global _debug
+    _debug = debug
+
+
+_CONCURRENCY = click.IntRange(1, 256)
+_PAGE_SIZE = click.IntRange(1, 10_000)
 
 
 @cli.command()
-@click.option("--dossiers", default=20_000, show_default=True, help="dossiers in the simulator")
-@click.option("--concurrency", default=16, show_default=True)
-@click.option("--page-size", default=100, show_default=True)
-@click.option("--latency", default=0.03, show_default=True, help="simulated network latency (s)")
 @click.option(
-    "--rate-limit", default=60, show_default=True, help="requests per second the simulator allows"
+    "--dossiers",
+    default=20_000,
+    show_default=True,
+    type=click.IntRange(1),
+    help="dossiers in the simulator",
+)
+@click.option("--concurrency", default=16, show_default=True, type=_CONCURRENCY)
+@click.option("--page-size", default=100, show_default=True, type=_PAGE_SIZE)
+@click.option(
+    "--latency",
+    default=0.03,
+    show_default=True,
+    type=click.FloatRange(0),
+    help="simulated network latency (s)",
+)
+@click.option(
+    "--rate-limit",
+    default=60,
+    show_default=True,
+    type=click.IntRange(1),
+    help="requests per second the simulator allows",
 )
 @click.option("--out", default="dossiers.jsonl", show_default=True, type=click.Path(dir_okay=False))
 def demo(
     dossiers: int, concurrency: int, page_size: int, latency: float, rate_limit: int, out: str
 ) -> None:
     """Scan every dossier of the embedded simulator, concurrently, within its rate limit."""
-    asyncio.run(_demo(dossiers, concurrency, page_size, latency, rate_limit, out))
+    _Writer.check(out)
+    _run(lambda: _demo(dossiers, concurrency, page_size, latency, rate_limit, out))
 
 
 async def _demo(
     dossiers: int, concurrency: int, page_size: int, latency: float, rate_limit: int, out: str
 ) -> None:
-    console = Console()
+    from rich.table import Table
+
+    from ._client import Client
+    from .simulator import SimulatorProcess
+
+    console = _console()
     console.print(
         f"Starting the simulator: {dossiers:,} dossiers, {latency * 1000:.0f} ms latency, "
         f"{rate_limit} requests/s per session (answered 429 beyond, no RateLimit headers)."
@@ -249,10 +374,25 @@ async def _demo(
 
 
 def _environment(env: str, base_url: str | None, token_url: str | None) -> Environment:
+    from ._config import Environment
+
     if base_url or token_url:
         if not (base_url and token_url):
-            _fail("--base-url and --token-url go together", EXIT_USAGE)
-        return Environment.custom(base_url=base_url or "", token_url=token_url or "")
+            _fail(
+                "--base-url and --token-url (EATTEST_BASE_URL, EATTEST_TOKEN_URL) go together",
+                EXIT_USAGE,
+            )
+        try:
+            return Environment.custom(base_url=base_url or "", token_url=token_url or "")
+        except InvalidInputError as error:
+            flag, url = (
+                ("--base-url/EATTEST_BASE_URL", base_url)
+                if error.field == "base_url"
+                else ("--token-url/EATTEST_TOKEN_URL", token_url)
+            )
+            # The library's advice (allow_http=True) is for code; here, say what is allowed.
+            reason = error.reason.split(";")[0]
+            _fail(f"{flag} {url!r}: {reason} (https://, or http:// to localhost)", EXIT_USAGE)
     return Environment.PROD if env == "prod" else Environment.TEST
 
 
@@ -301,10 +441,12 @@ def whoami(
     account_id: int | None,
 ) -> None:
     """The account behind the credentials and its subscriptions."""
-    user, password = _credentials(username)
     environment = _environment(env, base_url, token_url)
+    user, password = _credentials(username)
 
     async def run() -> None:
+        from ._client import Client
+
         async with Client(
             environment, username=user, password=password, account_id=account_id
         ) as client:
@@ -328,8 +470,8 @@ def whoami(
 @click.option(
     "--out", default="-", show_default=True, help="FILE.jsonl, FILE.csv or - for standard output"
 )
-@click.option("--concurrency", default=8, show_default=True)
-@click.option("--page-size", default=100, show_default=True)
+@click.option("--concurrency", default=8, show_default=True, type=_CONCURRENCY)
+@click.option("--page-size", default=100, show_default=True, type=_PAGE_SIZE)
 @click.option("--monitored/--all", "monitored", default=None)
 @click.option("--siren")
 @click.option("--siret")
@@ -365,13 +507,17 @@ def scan(
 
     Ctrl-C leaves a valid partial file and a checkpoint (OUT.checkpoint.json) to resume from.
     """
-    user, password = _credentials(username)
     environment = _environment(env, base_url, token_url)
     checkpoint_path = Path((out if out != "-" else kind) + ".checkpoint.json")
-    resume_from = Checkpoint.from_json(orjson.loads(Path(resume).read_bytes())) if resume else None
-    console = Console(stderr=True)
+    resume_from = _load_checkpoint(resume) if resume else None
+    _Writer.check(out)
+    user, password = _credentials(username)
+    console = _console(stderr=True)
 
     async def run() -> None:
+        from ._client import Client
+        from ._pagination import Scan
+
         filters: dict[str, Any] = {
             "monitored": monitored,
             "siren": siren,
@@ -413,12 +559,44 @@ def scan(
                 finally:
                     writer.flush()
                     if not found.report.complete:
-                        # Synchronously: this runs on Ctrl-C, where an await would be cancelled.
-                        checkpoint_path.write_bytes(orjson.dumps(found.checkpoint().to_json()))  # noqa: ASYNC240
+                        _save_checkpoint(checkpoint_path, found.checkpoint())
                         console.print(f"partial: checkpoint written to {checkpoint_path}")
         console.print(f"{found.report.items:,} {kind} in {found.report.elapsed:.1f} s")
 
     _run(run)
+
+
+def _load_checkpoint(path: str) -> Checkpoint:
+    """The checkpoint to resume from, or a one-line usage error saying what is wrong."""
+    from ._pagination import Checkpoint
+
+    again = "start the scan again without --resume"
+    try:
+        data = Path(path).read_bytes()
+    except FileNotFoundError:
+        _fail(f"no checkpoint {path}: {again}", EXIT_USAGE)
+    except OSError as error:
+        _fail(f"cannot read checkpoint {path}: {error.strerror or error}", EXIT_USAGE)
+    if not data.strip():
+        _fail(f"checkpoint {path} is empty: {again}", EXIT_USAGE)
+    try:
+        parsed = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        _fail(f"checkpoint {path} is not JSON (cut short, or another file?): {again}", EXIT_USAGE)
+    if not isinstance(parsed, dict):
+        _fail(f"{path} is not a scan checkpoint: {again}", EXIT_USAGE)
+    try:
+        return Checkpoint.from_json(parsed)
+    except InvalidInputError as error:
+        _fail(f"{path} is not a scan checkpoint ({error.reason}): {again}", EXIT_USAGE)
+
+
+def _save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
+    """Atomically (a kill leaves the previous checkpoint or this one, never half of one)."""
+    try:
+        _write_file_atomically(path, orjson.dumps(checkpoint.to_json()))
+    except OSError as error:
+        _say(f"could not write the checkpoint {path}: {error.strerror or error}")
 
 
 def _files_of(dossier: Dossier) -> list[tuple[int, int, FileInfo, str]]:
@@ -437,13 +615,18 @@ def _files_of(dossier: Dossier) -> list[tuple[int, int, FileInfo, str]]:
 @click.option(
     "--from",
     "from_file",
-    type=click.Path(exists=True, dir_okay=False),
+    type=click.Path(dir_okay=False),
     help="dossiers as JSON lines (what `eattest scan dossiers` writes)",
 )
 @click.option(
     "--to", "dest", required=True, type=click.Path(file_okay=False), help="destination folder"
 )
-@click.option("--concurrency", default=8, show_default=True)
+@click.option("--concurrency", default=8, show_default=True, type=_CONCURRENCY)
+@click.option(
+    "--overwrite",
+    is_flag=True,
+    help="replace a file of the same name that differs (default: keep it, name ours 'x (1).pdf')",
+)
 def download(
     env: str,
     base_url: str | None,
@@ -454,28 +637,33 @@ def download(
     from_file: str | None,
     dest: str,
     concurrency: int,
+    overwrite: bool,
 ) -> None:
     """Every file of the dossiers, concurrently, into DEST/<dossier id>/.
 
     Resumable: a file already there with its announced size is skipped. Each download is
-    atomic: a cut or failed one leaves nothing behind.
+    atomic: a cut or failed one leaves nothing behind. A file that is already there with
+    another size is kept; the download gets a numbered name unless --overwrite. A file
+    that cannot be written (disk full, read-only) is reported, and the others go on.
     """
     if not dossier_ids and not from_file:
         _fail("say which dossiers: --dossier ID (repeatable) or --from FILE.jsonl", EXIT_USAGE)
-    user, password = _credentials(username)
     environment = _environment(env, base_url, token_url)
+    listed = _dossiers_from(from_file) if from_file else []
     root = Path(dest)
+    _check_folder(root)
+    user, password = _credentials(username)
 
     async def run() -> None:
+        import anyio
+
+        from ._client import Client
+
         async with Client(
             environment, username=user, password=password, account_id=account_id
         ) as client:
             dossiers: list[Dossier] = [await client.dossiers.get(i) for i in dossier_ids]
-            if from_file:
-                with open(from_file, "rb") as lines:  # noqa: ASYNC230 - read once, before any request
-                    dossiers += [
-                        structure(orjson.loads(line), Dossier) for line in lines if line.strip()
-                    ]
+            dossiers += listed
             files = [f for d in dossiers for f in _files_of(d)]
             done = skipped = 0
             failures: list[str] = []
@@ -483,14 +671,11 @@ def download(
 
             async def one(dossier_id: int, document_id: int, info: FileInfo, code: str) -> None:
                 nonlocal done, skipped
+                from ._downloads import safe_filename
+
                 folder = root / str(dossier_id)
                 name = safe_filename(f"{code}_{info.file_id}.pdf", f"{info.file_id}.pdf")
-                target = folder / name
-                if (
-                    target.exists()
-                    and info.file_size is not None
-                    and target.stat().st_size == info.file_size
-                ):
+                if _already_there(folder, name, info.file_size):
                     skipped += 1
                     return
                 async with limiter:
@@ -501,11 +686,17 @@ def download(
                             info.file_id or 0,
                             dest=folder,
                             filename=name,
+                            overwrite=overwrite,
                             expected_size=info.file_size,
                         )
                         done += 1
                     except EattestError as error:
                         failures.append(f"dossier {dossier_id} file {info.file_id}: {error}")
+                    except OSError as error:  # this file only: the others go on
+                        failures.append(
+                            f"dossier {dossier_id} file {info.file_id}: cannot write "
+                            f"{error.filename or folder / name}: {error.strerror or error}"
+                        )
 
             async with anyio.create_task_group() as group:
                 for entry in files:
@@ -515,11 +706,73 @@ def download(
             f"({len(files)} files of {len(dossiers)} dossiers) into {root}"
         )
         for failure in failures:
-            err.print(f"[red]failed:[/red] {failure}", highlight=False)
+            _say(failure, label="failed")
         if failures:
             raise SystemExit(EXIT_API)
 
     _run(run)
+
+
+def _check_folder(root: Path) -> None:
+    """The destination folder exists (created) and takes files, or a one-line usage error."""
+    import tempfile
+
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=root, prefix=".eattest-probe-"):
+            pass
+    except OSError as error:
+        _fail(f"cannot write into the folder {root}: {error.strerror or error}", EXIT_USAGE)
+
+
+def _already_there(folder: Path, name: str, size: int | None) -> bool:
+    """A complete earlier download: ``name`` or a numbered ``name (n)`` of the right size."""
+    if size is None:
+        return False
+    stem, dot, extension = name.rpartition(".")
+    pattern = re.compile(re.escape(stem) + r"( \(\d+\))?" + re.escape(dot + extension) + "$")
+    try:
+        return any(
+            pattern.match(entry.name) and entry.is_file() and entry.stat().st_size == size
+            for entry in os.scandir(folder)
+        )
+    except OSError:
+        return False
+
+
+def _dossiers_from(path: str) -> list[Dossier]:
+    """The dossiers of a JSON lines file; lines that are not a whole dossier (the last line
+    of a file a kill cut) are skipped and said so, on one line."""
+    from ._converter import structure
+    from .models import Dossier
+
+    dossiers: list[Dossier] = []
+    skipped: list[int] = []
+    try:
+        with open(path, "rb") as lines:
+            for number, line in enumerate(lines, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    item = orjson.loads(line)
+                    if not isinstance(item, dict) or "dossierId" not in item:
+                        raise ValueError("not a dossier")
+                    dossiers.append(structure(item, Dossier))
+                except (ValueError, EattestError):  # JSONDecodeError is a ValueError
+                    skipped.append(number)
+    except OSError as error:
+        _fail(f"cannot read {path}: {error.strerror or error}", EXIT_USAGE)
+    if skipped:
+        shown = ", ".join(map(str, skipped[:10])) + (", ..." if len(skipped) > 10 else "")
+        _say(
+            f"skipped {len(skipped)} line(s) of {path} that are not a whole dossier "
+            f"(cut short by an interruption?): line {shown}",
+            label="warning",
+            color="yellow",
+        )
+    if not dossiers:
+        _fail(f"{path} holds no dossier: expected what `eattest scan dossiers` writes", EXIT_USAGE)
+    return dossiers
 
 
 _CSV_FIELDS = {
@@ -534,15 +787,20 @@ _CSV_FIELDS = {
     "thirdpartyEmail": "thirdparty_email",
     "userInCharge": "user_in_charge",
 }
+_REQUIRED = ("companyIdType", "companyIdValue", "dossierReference")
 _LISTS = {"required_documents", "thirdparty_email", "user_in_charge"}
+# In a cell, lists are split by ';' or ',' (a ';'-separated file quotes such cells).
+_LIST_SEPARATORS = re.compile(r"[;,]")
 
 
 def _new_dossier(row: dict[str, str]) -> NewDossier:
+    from .models import NewDossier
+
     values: dict[str, Any] = {}
     for column, field in _CSV_FIELDS.items():
         raw = (row.get(column) or "").strip()
         if field in _LISTS:
-            values[field] = tuple(v.strip() for v in raw.split(";") if v.strip())
+            values[field] = tuple(v.strip() for v in _LIST_SEPARATORS.split(raw) if v.strip())
         elif raw:
             values[field] = raw
     for required in ("company_id_type", "company_id_value", "dossier_reference"):
@@ -556,19 +814,30 @@ def _new_dossier(row: dict[str, str]) -> NewDossier:
     "--csv",
     "csv_path",
     required=True,
-    type=click.Path(exists=True, dir_okay=False),
+    type=click.Path(dir_okay=False),
     help="one dossier per row; columns " + ", ".join(_CSV_FIELDS) + " (lists split by ';')",
+)
+@click.option(
+    "--encoding",
+    default=None,
+    help="the CSV's encoding (default: found from the file: UTF-8, UTF-16 or Windows-1252)",
 )
 @click.option(
     "--wait/--no-wait", default=True, show_default=True, help="wait for the creation processes"
 )
-@click.option("--out", default=None, help="result CSV (default: CSV.results.csv)")
+@click.option(
+    "--out", default=None, help="results file, kept as a journal (default: CSV.results.csv)"
+)
 @click.option(
     "--timeout",
     "wait_timeout",
     default=300.0,
     show_default=True,
+    type=click.FloatRange(0, min_open=True),
     help="seconds to wait per process",
+)
+@click.option(
+    "--dry-run", is_flag=True, help="check every row and say what would be sent; send nothing"
 )
 def create(
     env: str,
@@ -577,77 +846,215 @@ def create(
     username: str | None,
     account_id: int | None,
     csv_path: str,
+    encoding: str | None,
     wait: bool,
     out: str | None,
     wait_timeout: float,
+    dry_run: bool,
 ) -> None:
-    """Create dossiers from a CSV. Every row is checked first; one bad row and nothing is sent."""
-    with open(csv_path, encoding="utf-8-sig", newline="") as handle:
-        rows = list(csv.DictReader(handle))
+    """Create dossiers from a CSV. Every row is checked first; one bad row and nothing is sent.
+
+    Each row's outcome is appended to the results file as it happens (a journal), so an
+    interrupted run leaves it; running the same command again skips the rows already
+    created (by companyIdValue and dossierReference), checks with the service any row whose
+    outcome was lost, and sends the rest.
+    """
+    from ._cli_csv import DONE, UNCERTAIN, Journal, read_table, row_key
+    from .resources.dossiers import new_dossier_body
+
+    environment = _environment(env, base_url, token_url)
+    try:
+        data = Path(csv_path).read_bytes()
+    except OSError as error:
+        _fail(f"cannot read {csv_path}: {error.strerror or error}", EXIT_USAGE)
+    table = read_table(
+        data, csv_path, fields=list(_CSV_FIELDS), required=_REQUIRED, encoding=encoding
+    )
+    if table.ignored:
+        _say(
+            f"ignored columns of {csv_path}: {', '.join(table.ignored)} "
+            f"(known: {', '.join(_CSV_FIELDS)})",
+            label="warning",
+            color="yellow",
+        )
     problems: list[str] = []
-    dossiers: list[NewDossier] = []
-    for number, row in enumerate(rows, start=2):  # row 1 is the header
+    dossiers: list[tuple[int, NewDossier]] = []
+    first_row: dict[tuple[str, str], int] = {}
+    for number, row in table.rows:
         try:
             dossier = _new_dossier(row)
             new_dossier_body(dossier)
-            dossiers.append(dossier)
         except InvalidInputError as error:
             problems.append(f"row {number}: {error}")
+            continue
+        key = row_key(dossier.company_id_value, dossier.dossier_reference)
+        if key in first_row:
+            problems.append(
+                f"row {number}: dossierReference {dossier.dossier_reference!r} for "
+                f"{dossier.company_id_value} is already on row {first_row[key]}"
+            )
+            continue
+        first_row[key] = number
+        dossiers.append((number, dossier))
     if problems:
         for problem in problems:
-            err.print(f"[red]invalid:[/red] {problem}", highlight=False)
-        _fail(f"{len(problems)} of {len(rows)} rows are invalid; nothing was sent", EXIT_USAGE)
-    user, password = _credentials(username)
-    environment = _environment(env, base_url, token_url)
+            _say(problem, label="invalid")
+        _fail(
+            f"{len(problems)} of {len(table.rows)} rows are invalid; nothing was sent",
+            EXIT_USAGE,
+        )
     results_path = Path(out or (csv_path.rsplit(".", 1)[0] + ".results.csv"))
+    journal = Journal(results_path)
+    journal.load()
+
+    def last(dossier: NewDossier) -> dict[str, str]:
+        return journal.last.get(row_key(dossier.company_id_value, dossier.dossier_reference), {})
+
+    done = [(n, d) for n, d in dossiers if last(d).get("status") in DONE]
+    pending = [(n, d) for n, d in dossiers if last(d).get("status") == "sent"]
+    uncertain = [(n, d) for n, d in dossiers if last(d).get("status") in UNCERTAIN]
+    fresh = [
+        (n, d) for n, d in dossiers if last(d).get("status") not in DONE | UNCERTAIN | {"sent"}
+    ]
+    if done or pending or uncertain:
+        _say(
+            f"{results_path} says {len(done)} of these rows are already created and "
+            f"{len(pending)} sent: they are not sent again"
+            + (f"; {len(uncertain)} whose outcome was lost are checked first" if uncertain else ""),
+            label="resuming",
+            color="cyan",
+        )
+    if dry_run:
+        click.echo(
+            f"dry run: {len(dossiers)} rows valid ({table.encoding}, "
+            f"separator {table.separator!r}); would send {len(fresh)}, "
+            f"check {len(uncertain)} with the service first, skip {len(done) + len(pending)} "
+            "already sent; nothing was sent"
+        )
+        return
+    user, password = _credentials(username)
+    try:
+        journal.open()  # before anything is sent: an unwritable results file stops us here
+    except OSError as error:
+        _fail(f"cannot write {results_path}: {error.strerror or error}", EXIT_USAGE)
 
     async def run() -> None:
-        results: list[dict[str, Any]] = []
+        import anyio
+
+        from ._client import Client
+
+        counts = {"created": 0, "exists": 0, "failed": 0, "sent": 0}
+
+        def record(number: int, dossier: NewDossier, status: str, **fields: Any) -> None:
+            journal.record(
+                number, dossier.dossier_reference, dossier.company_id_value, status, **fields
+            )
+
         async with Client(
             environment, username=user, password=password, account_id=account_id
         ) as client:
-            # Every creation is sent first (a POST, never repeated), then all are awaited together.
-            for number, dossier in enumerate(dossiers, start=2):
-                result: dict[str, Any] = {
-                    "row": number,
-                    "dossierReference": dossier.dossier_reference,
-                }
+            to_send = list(fresh)
+            # A row sent when the last run stopped, answer unknown: ask the service.
+            for number, dossier in uncertain:
+                found = await client.dossiers.list(
+                    dossier_reference=dossier.dossier_reference.strip(), page_size=20
+                )
+                match = next(
+                    (
+                        d
+                        for d in found
+                        if d.dossier_reference == dossier.dossier_reference.strip()
+                        and dossier.company_id_value.replace(" ", "")
+                        in {d.company_id_value, d.siret, d.tva}
+                    ),
+                    None,
+                )
+                if match is not None:
+                    record(number, dossier, "created", dossierId=match.dossier_id)
+                else:
+                    to_send.append((number, dossier))
+            to_send.sort(key=lambda entry: entry[0])
+            to_follow = [(n, d, last(d)["processId"]) for n, d in pending]
+            # Every creation is sent first (a POST, never repeated), then all are awaited.
+            for number, dossier in to_send:
+                record(number, dossier, "sending")
                 try:
-                    result["processId"] = (await client.dossiers.create(dossier)).process_id
-                except EattestError as error:
-                    codes = " ".join(error.codes) if isinstance(error, ApiError) else ""
-                    result.update(success=False, codes=codes, error=str(error))
-                results.append(result)
+                    process_id = (await client.dossiers.create(dossier)).process_id
+                except ApiError as error:
+                    if error.status is not None and error.status >= 500:
+                        record(number, dossier, "unknown", error=error)
+                    else:
+                        record(number, dossier, "failed", codes=" ".join(error.codes), error=error)
+                    continue
+                except EattestError as error:  # no answer: it may or may not exist
+                    record(number, dossier, "unknown", error=error)
+                    continue
+                record(number, dossier, "sent", processId=process_id)
+                to_follow.append((number, dossier, str(process_id)))
 
-            async def follow(result: dict[str, Any]) -> None:
+            async def follow(number: int, dossier: NewDossier, process_id: str) -> None:
                 try:
                     status = await client.processes.wait(
-                        result["processId"], timeout=wait_timeout, raise_on_failure=False
-                    )
-                    result.update(
-                        success=status.success,
-                        dossierId=status.dossier_id,
-                        codes=" ".join(m.code or "" for m in status.errors),
+                        process_id, timeout=wait_timeout, raise_on_failure=False
                     )
                 except EattestError as error:
-                    result.update(success=False, error=str(error))
+                    _say(f"row {number}: {error}", label="not finished")
+                    return
+                codes = " ".join(m.code or "" for m in status.errors)
+                if status.success:
+                    record(
+                        number,
+                        dossier,
+                        "created",
+                        processId=process_id,
+                        dossierId=status.dossier_id,
+                    )
+                elif codes.split() == ["E202"]:  # this reference exists for this supplier
+                    record(number, dossier, "exists", processId=process_id, codes=codes)
+                else:
+                    record(number, dossier, "failed", processId=process_id, codes=codes)
 
             if wait:
                 async with anyio.create_task_group() as group:
-                    for pending in results:
-                        if "processId" in pending:
-                            group.start_soon(follow, pending)
-        columns = ["row", "dossierReference", "processId", "success", "dossierId", "codes", "error"]
-        with results_path.open("w", encoding="utf-8", newline="") as handle:  # noqa: ASYNC230 - all done
-            writer = csv.DictWriter(handle, fieldnames=columns)
-            writer.writeheader()
-            writer.writerows(results)
-        failed = sum(1 for r in results if r.get("success") is False)
-        click.echo(f"{len(results)} dossiers sent, {failed} failed; results in {results_path}")
-        if failed:
+                    for entry in to_follow:
+                        group.start_soon(follow, *entry)
+        skipped = {number for number, _ in done}
+        for number, dossier in dossiers:
+            if number not in skipped:
+                status = last(dossier).get("status", "")
+                counts[status] = counts.get(status, 0) + 1
+        summary = (
+            f"{counts['created']} created, {counts['failed'] + counts.get('unknown', 0)} failed"
+        )
+        if counts["exists"]:
+            summary += f", {counts['exists']} already there (E202)"
+        if counts["sent"]:
+            summary += f", {counts['sent']} still being created"
+        if done:
+            summary += f", {len(done)} skipped (created by an earlier run)"
+        click.echo(f"{summary}; results in {results_path}")
+        if counts["failed"] or counts.get("unknown"):
             raise SystemExit(EXIT_API)
 
-    _run(run)
+    stopped = True
+    try:
+        _run(run)
+        stopped = False
+    except SystemExit as end:
+        stopped = end.code not in (0, None, EXIT_API)
+        raise
+    finally:
+        try:
+            journal.compact()  # one line per row, atomically; the journal until then
+        except OSError as error:
+            _say(f"results left as a journal in {results_path} ({error.strerror or error})")
+        if stopped and journal.recorded:
+            _say(
+                f"stopped: what was sent is in {results_path}; run the same command "
+                "again to go on without creating anything twice",
+                label="note",
+                color="yellow",
+            )
 
 
 def _ids_in(path: str, key: str) -> set[str]:
@@ -660,20 +1067,29 @@ def _ids_in(path: str, key: str) -> set[str]:
         ids = set()
         for line in handle:
             try:
-                ids.add(str(orjson.loads(line).get(key)))
+                item = orjson.loads(line)
             except orjson.JSONDecodeError:
                 continue  # a line cut by the interruption
+            if isinstance(item, dict):
+                ids.add(str(item.get(key)))
         return ids
 
 
 def _run(coroutine: Callable[[], Any]) -> None:
+    import asyncio
+
     try:
         asyncio.run(coroutine())
     except KeyboardInterrupt:
-        raise SystemExit(130) from None
-    except EattestError as error:
-        code = " ".join(error.codes) + " " if isinstance(error, ApiError) and error.codes else ""
-        _fail(f"{code}{error}", _exit_code(error))
+        if _debug:
+            raise
+        _say("interrupted")
+        raise SystemExit(EXIT_INTERRUPTED) from None
+    except (EattestError, OSError, CsvError) as error:
+        if _debug:
+            raise
+        message, code = _describe(error)
+        _fail(message, code)
 
 
 @cli.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
@@ -688,5 +1104,20 @@ def simulator(ctx: click.Context) -> None:
 def main(argv: Sequence[str] | None = None) -> None:
     level = os.environ.get("EATTEST_LOG")  # debug, info, warning: the library's log on stderr
     if level:
+        if level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+            _fail(f"EATTEST_LOG={level!r}: use debug, info, warning or error", EXIT_USAGE)
         logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
-    cli.main(args=list(argv) if argv is not None else None, prog_name="eattest")
+    try:
+        code = cli.main(
+            args=list(argv) if argv is not None else None,
+            prog_name="eattest",
+            standalone_mode=False,
+        )
+    except click.ClickException as error:
+        # Click's usage errors, on one line like ours, with where to read more.
+        context = getattr(error, "ctx", None)
+        hint = f" (see: {context.command_path} --help)" if context is not None else ""
+        _fail(error.format_message() + hint, error.exit_code)
+    except click.Abort:  # Ctrl-C or end of input at a prompt
+        _fail("interrupted", EXIT_INTERRUPTED)
+    sys.exit(code if isinstance(code, int) else 0)

@@ -157,12 +157,12 @@ async def test_create_from_csv_checks_every_row_first_then_reports_results(
     )
     code, out, err = await eattest("create", "--csv", str(good), env=env)
     assert code == 1  # one creation failed
-    assert "2 dossiers sent, 1 failed" in out
+    assert "1 created, 1 failed" in out
     with (tmp_path / "good.results.csv").open(encoding="utf-8") as handle:
         results = {row["dossierReference"]: row for row in csv.DictReader(handle)}
-    assert results["NEW-REF-1"]["success"] == "True"
+    assert results["NEW-REF-1"]["status"] == "created"
     assert results["NEW-REF-1"]["dossierId"]
-    assert results["CLOSED-1"]["success"] == "False"
+    assert results["CLOSED-1"]["status"] == "failed"
     assert results["CLOSED-1"]["codes"] == "E103"
 
 

@@ -91,9 +91,10 @@ def decode(data: bytes, name: str, encoding: str | None = None) -> tuple[str, st
             try:
                 text, encoding = data.decode("cp1252"), "cp1252"
             except UnicodeDecodeError as error:
+                # The bytes cp1252 leaves undefined are C1 control codes: not text.
                 raise CsvError(
-                    f"{name} is neither UTF-8 nor Windows-1252 text (byte {error.start}): "
-                    "is it really a CSV? If so, pass --encoding"
+                    f"{name} is not a text file (byte {error.start} is neither UTF-8 nor "
+                    "Windows-1252); expected a CSV, or pass --encoding"
                 ) from None
     _refuse_binary(text[:_BINARY_PROBE], name)
     return text, encoding

@@ -62,6 +62,10 @@ def _say(message: str, *, label: str = "error", color: str = "red") -> None:
 
 
 def _fail(message: str, code: int) -> NoReturn:
+    if _debug and sys.exc_info()[1] is not None:
+        import traceback
+
+        traceback.print_exc()  # --debug: where the error came from, then the one line
     _say(message)
     raise SystemExit(code)
 

@@ -111,7 +111,12 @@ def _positive(_: object, attribute: attrs.Attribute[float], value: float) -> Non
 
 @attrs.frozen(kw_only=True)
 class Timeouts:
-    """Seconds allowed for one whole request (API Entreprise's advice: 5 s JSON, 12 s files)."""
+    """Seconds allowed for one *attempt* (API Entreprise's advice: 5 s JSON, 12 s files).
+
+    Each attempt (connect, send, the whole answer) must finish within its timeout; waiting
+    for a free connection of the pool is not counted. The whole *call* (every attempt,
+    backoff, token grants, rate-limit waits) is bounded by ``RetryPolicy.deadline``.
+    """
 
     json: float = attrs.field(default=5.0, validator=_positive)
     file: float = attrs.field(default=12.0, validator=_positive)
@@ -121,6 +126,11 @@ class Timeouts:
 @attrs.frozen(kw_only=True)
 class RetryPolicy:
     """How the single retry loop behaves.
+
+    ``deadline`` bounds a whole call, in seconds: every attempt, the backoff between them,
+    waiting for the token (its lock and its grant) and for the rate gate. A call never
+    outlives it; when a wait cannot end before it (a long ``Retry-After``), the call fails
+    at once with that error instead of waiting in vain.
 
     Retries transport errors and the ``statuses`` with exponential backoff and full jitter
     (``random() * min(max_backoff, initial_backoff * 2**n)``), never beyond ``attempts`` tries
@@ -154,16 +164,24 @@ class RetryPolicy:
 
 @attrs.frozen(kw_only=True)
 class Limits:
-    """Connection pool size, the default concurrency of scans, and a known rate cap.
+    """Connection pool size, the default concurrency of scans, a known rate cap, and body
+    size limits.
 
     ``max_rate`` (requests per second) is a contractual limit known in advance (e.g. 1000
     per minute per IP is ``1000 / 60``): the rate gate never exceeds it, even before the
     server's first answer. None: only what the server announces or teaches is used.
+
+    No answer is read whole without a bound: a JSON answer beyond ``max_body_bytes``
+    (counted after decompression) is a :class:`ResponseTooLargeError`, never retried;
+    error answers and token answers are read up to their (smaller) limits only.
     """
 
     max_connections: int = 64
     scan_concurrency: int = 8
     max_rate: float | None = None
+    max_body_bytes: int = 32 * 1024 * 1024
+    max_token_body_bytes: int = 1024 * 1024
+    max_error_body_bytes: int = 64 * 1024
 
     def __attrs_post_init__(self) -> None:
         if self.max_connections < 1:
@@ -176,3 +194,7 @@ class Limits:
             or not 0 < self.max_rate < float("inf")
         ):
             raise InvalidInputError("max_rate", "must be a number of requests per second > 0")
+        for name in ("max_body_bytes", "max_token_body_bytes", "max_error_body_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1024:
+                raise InvalidInputError(name, "expected an integer >= 1024 (bytes)")

@@ -19,7 +19,7 @@ from urllib.parse import unquote
 
 import anyio
 
-from ._exceptions import IncompleteResponseError, InvalidInputError
+from ._exceptions import IncompleteResponseError, InvalidInputError, ResponseTooLargeError
 
 __all__ = [
     "check_folder",
@@ -200,7 +200,11 @@ async def write_atomically(
     overwrite: bool = False,
 ) -> Path:
     """Write ``chunks`` to ``target`` all or nothing; returns the path written, which is
-    ``target`` or, if that name was taken, a numbered one (see ``publish``)."""
+    ``target`` or, if that name was taken, a numbered one (see ``publish``).
+
+    ``expected_size`` is the size of the file as written (after any decompression): the
+    write stops as soon as it is passed, so a server cannot fill the disk past it.
+    """
 
     def make_temp() -> str:
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -213,8 +217,15 @@ async def write_atomically(
     try:
         async with await anyio.open_file(temp, "wb") as handle:
             async for chunk in chunks:
-                await handle.write(chunk)
                 written += len(chunk)
+                if expected_size is not None and written > expected_size:
+                    raise ResponseTooLargeError(
+                        f"file is more than the {expected_size} bytes announced; stopped",
+                        status=None,
+                        method=method,
+                        path=path,
+                    )
+                await handle.write(chunk)
             await handle.flush()
             await anyio.to_thread.run_sync(os.fsync, handle.wrapped.fileno())
         if expected_size is not None and written != expected_size:

@@ -3,6 +3,7 @@
     EattestError
     ├── InvalidInputError          bad input caught locally, before any request (also ValueError)
     ├── ClientClosedError          the client was used outside ``async with`` / after close
+    │   └── EventLoopError         the client was used from another event loop than its own
     ├── TransportError             the exchange itself failed; nothing usable came back
     │   ├── ConnectError           could not connect (DNS, refused, TLS)
     │   ├── RequestTimeoutError    no complete answer within the timeout (also TimeoutError)
@@ -20,10 +21,13 @@
     │   ├── RateLimitError         429 after the retry policy gave up (``retry_after`` seconds)
     │   ├── ServerError            5xx after the retry policy gave up
     │   └── UnexpectedResponseError a 2xx whose body is not what the API promises
+    │       ├── ResponseTooLargeError  a body beyond the configured limit (never retried)
+    │       └── RedirectError          a redirect that cannot be followed safely
     ├── ProcessTimeoutError        a dossier-creation process did not complete in time
     └── ScanError                  a paginated scan stopped; says which pages completed
 
-No message, attribute or repr of these errors contains a password or a token.
+No message, attribute or repr of these errors contains a password or a token: any text
+copied from a server is redacted of the secrets the client knows before it gets here.
 """
 
 from __future__ import annotations
@@ -43,6 +47,7 @@ __all__ = [
     "DossierCreationError",
     "DossierUpdateError",
     "EattestError",
+    "EventLoopError",
     "ForbiddenError",
     "IncompleteResponseError",
     "InvalidInputError",
@@ -50,8 +55,10 @@ __all__ = [
     "ParameterError",
     "ProcessTimeoutError",
     "RateLimitError",
+    "RedirectError",
     "RequestTimeoutError",
     "RequirementError",
+    "ResponseTooLargeError",
     "ScanError",
     "ServerError",
     "TransportError",
@@ -77,6 +84,14 @@ class InvalidInputError(EattestError, ValueError):
 
 class ClientClosedError(EattestError, RuntimeError):
     """The client is not open (use ``async with Client(...)``) or was already closed."""
+
+
+class EventLoopError(ClientClosedError):
+    """The client was opened in another event loop (or that loop is closed).
+
+    A client, its connections and its locks belong to the loop that opened it: open one
+    client per loop (per thread running ``asyncio.run``).
+    """
 
 
 class TransportError(EattestError):
@@ -198,6 +213,16 @@ class ServerError(ApiError):
 
 class UnexpectedResponseError(ApiError):
     """A response whose body does not match the API (malformed JSON, an HTML page, empty)."""
+
+
+class ResponseTooLargeError(UnexpectedResponseError):
+    """The answer's body (after decompression) is beyond the configured limit
+    (``Limits.max_body_bytes``): refused unread, and never retried."""
+
+
+class RedirectError(UnexpectedResponseError):
+    """A redirect that is not followed: a malformed or unsafe ``Location`` (plain http,
+    or a body or credentials that would cross to another origin), or too many of them."""
 
 
 class ProcessTimeoutError(EattestError, builtins.TimeoutError):

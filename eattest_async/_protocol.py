@@ -41,7 +41,7 @@ _EPOCH_THRESHOLD = 1_000_000_000  # RateLimit-Reset above this is an epoch, belo
 
 @attrs.frozen(kw_only=True)
 class ApiRequest:
-    """One API call, before any I/O: what ``_client`` sends and the retry loop repeats."""
+    """One API call, before any I/O: what ``_core`` sends and the retry loop repeats."""
 
     method: Literal["GET", "POST"]
     path: str  # already encoded, relative to the base URL

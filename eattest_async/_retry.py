@@ -1,8 +1,10 @@
-"""The one retry loop of the library. Every request (token grants included) goes through it.
+"""The one retry loop of the library. Every call (token grants included, inside the attempt
+of the call that needs them) goes through it, and there is no other loop around or inside.
 
 It names what it retries on (see :func:`retry_cause`), backs off exponentially with full
 jitter, honours ``Retry-After`` through the rate gate (which holds every request of the
-client, not just this one), and gives up at ``attempts`` or at the overall ``deadline``.
+client, not just this one), and gives up at ``attempts`` or at the call's ``deadline``,
+which bounds everything: each attempt runs in a cancel scope ending at the deadline.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from ._exceptions import (
     EattestError,
     IncompleteResponseError,
     RateLimitError,
+    RedirectError,
     RequestTimeoutError,
+    ResponseTooLargeError,
     UnexpectedResponseError,
 )
 
@@ -37,6 +41,8 @@ def retry_cause(error: EattestError, *, may_repeat: bool, policy: RetryPolicy) -
     caller opted in). Failures the server certainly did not act on are retried regardless:
     a refused connection, a 429, a 503 that says when to come back.
     """
+    if isinstance(error, (ResponseTooLargeError, RedirectError)):
+        return None  # the same answer would come again: waste no time nor memory on it
     if isinstance(error, ConnectError):
         return "connect" if error.transient else None
     if isinstance(error, ApiError) and error.status in policy.statuses:
@@ -57,35 +63,66 @@ def retry_cause(error: EattestError, *, may_repeat: bool, policy: RetryPolicy) -
 
 
 async def retrying(
-    attempt: Callable[[], Awaitable[T]],
+    attempt: Callable[[float], Awaitable[T]],
     *,
     policy: RetryPolicy,
     may_repeat: bool,
     on_retry: Callable[[str, EattestError], None] | None = None,
     clock: Callable[[], float] = time.monotonic,
     rng: random.Random | None = None,
+    sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
+    method: str = "",
+    path: str = "",
 ) -> T:
-    """Run ``attempt`` until it succeeds or the policy says stop; re-raise the last error."""
+    """Run ``attempt(deadline)`` until it succeeds or the policy says stop.
+
+    ``deadline`` is on ``clock``: the attempt hands it to every wait it makes (the rate
+    gate fails fast when it cannot let the request leave before it). The attempt also
+    runs in a cancel scope that ends at the deadline, so nothing can outlive it: a call
+    cut short there raises :class:`RequestTimeoutError`. Otherwise the last error is
+    re-raised when the policy gives up.
+    """
     rng = rng or random.Random()
-    started = clock()
+    deadline = clock() + policy.deadline
     number = 0
+    last: EattestError | None = None
     while True:
         number += 1
+        remaining = deadline - clock()
+        if remaining <= 0:
+            break
         try:
-            return await attempt()
+            with anyio.move_on_after(remaining):
+                return await attempt(deadline)
+            break  # the deadline cut the attempt short
         except EattestError as error:
+            last = error
             cause = retry_cause(error, may_repeat=may_repeat, policy=policy)
             if cause is None or number >= policy.attempts:
                 raise
             retry_after = error.retry_after if isinstance(error, ApiError) else None
             if retry_after is not None and retry_after > policy.max_retry_after:
                 raise  # the gate keeps everyone away until then; waiting here would stall
-            cap = min(policy.max_backoff, policy.initial_backoff * 2 ** (number - 1))
-            # With a Retry-After the gate already holds the request until the deadline.
-            delay = 0.0 if retry_after is not None else rng.uniform(0.0, cap)
-            if clock() - started + max(delay, retry_after or 0.0) > policy.deadline:
+            # A positive Retry-After: the gate holds the next request until then. Zero,
+            # negative or past ones still back off, never a hot loop.
+            if retry_after is not None and retry_after > 0:
+                delay = 0.0
+            else:
+                cap = min(policy.max_backoff, policy.initial_backoff * 2 ** (number - 1))
+                delay = (
+                    rng.uniform(0.5 * cap, cap)
+                    if retry_after is not None
+                    else rng.uniform(0.0, cap)
+                )
+            if clock() + max(delay, retry_after or 0.0) > deadline:
                 raise
             if on_retry is not None:
                 on_retry(cause, error)
             if delay:
-                await anyio.sleep(delay)
+                await sleep(delay)
+    timeout = RequestTimeoutError(
+        f"the call did not complete within its deadline of {policy.deadline:g} s",
+        method=method,
+        path=path,
+    )
+    raise timeout from last

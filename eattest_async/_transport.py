@@ -1,9 +1,17 @@
-"""The only aiohttp import of the client: send one request, translate aiohttp's errors.
+"""The transport: a small protocol (one streamed exchange), and its only real implementation
+over aiohttp (the only aiohttp import of the client, with the simulator's).
 
-No retries happen here: aiohttp's own silent re-send of idempotent requests on a dropped
-keep-alive connection is switched off, so that the one retry loop (``_retry``) sees and
-counts every failure. Redirects are followed here, by hand, so that ``Authorization``
-never travels to another origin.
+No retries, no status rules and no body reading policy here: the core (``_core``) owns
+those. This layer sends one request, follows redirects by hand under strict rules (no
+credentials and no body cross to another origin, plain http only to loopback), bounds one
+attempt by its timeout, and translates aiohttp's errors into ours.
+
+A session injected by the caller is used as it is, but every request sets
+``raise_for_status=False``, ``allow_redirects=False`` and ``auto_decompress=True`` and
+disables its timeouts (ours apply); aiohttp's silent re-send of idempotent requests on a
+dropped keep-alive connection is switched off on it too. Such a session must not retry,
+redirect, or raise on statuses by other means (middlewares, a subclass overriding
+``_request``): our single retry loop would be bypassed.
 """
 
 from __future__ import annotations
@@ -11,63 +19,83 @@ from __future__ import annotations
 import asyncio
 import ssl as _ssl
 from collections.abc import AsyncIterator, Mapping
-from contextlib import asynccontextmanager
-from typing import Any
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Any, Protocol
 from urllib.parse import urljoin, urlsplit
 
 import aiohttp
-import attrs
+import anyio
 
+from ._config import is_loopback_host
 from ._exceptions import (
     ClientClosedError,
     ConnectError,
     IncompleteResponseError,
+    RedirectError,
     RequestTimeoutError,
     TransportError,
 )
 
-__all__ = ["RawResponse", "StreamingResponse", "Transport"]
+__all__ = ["AiohttpTransport", "Response", "Transport", "translate"]
 
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
+_CHUNK = 64 * 1024
+_FAILURES = (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError, ConnectionError)
+_NO_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=None, sock_read=None, sock_connect=None)
 
 
-@attrs.frozen
-class RawResponse:
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
+class Response(Protocol):
+    """An answer whose headers arrived; its body is read by the caller, in chunks."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+    def chunks(self) -> AsyncIterator[bytes]:
+        """The body as it arrives, decompressed (a chunk is at most a few hundred KiB)."""
+        ...
+
+    @property
+    def raw_bytes(self) -> int:
+        """Bytes of body received on the wire so far (before decompression)."""
+        ...
 
 
-@attrs.frozen
-class StreamingResponse:
-    """A response whose body is read in chunks by ``chunks()``."""
+class Transport(Protocol):
+    """What the core needs of the network: one exchange at a time, streamed."""
 
-    status: int
-    headers: Mapping[str, str]
-    _response: aiohttp.ClientResponse = attrs.field(repr=False, alias="response")
-    _method: str = attrs.field(repr=False, alias="method")
-    _path: str = attrs.field(repr=False, alias="path")
+    @property
+    def closed(self) -> bool: ...
 
-    async def chunks(self, size: int = 64 * 1024) -> AsyncIterator[bytes]:
-        try:
-            async for chunk in self._response.content.iter_chunked(size):
-                yield chunk
-        except Exception as exc:
-            raise translate(exc, self._method, self._path) from exc
+    async def open(self) -> None: ...
 
-    async def read(self) -> bytes:
-        try:
-            return await self._response.read()
-        except Exception as exc:
-            raise translate(exc, self._method, self._path) from exc
+    async def close(self) -> None: ...
+
+    def stream(
+        self,
+        method: str,
+        url: str,
+        *,
+        path: str,
+        headers: Mapping[str, str],
+        params: tuple[tuple[str, str], ...] | None = None,
+        body: bytes | None = None,
+        form: Mapping[str, str] | None = None,
+        timeout: float,
+    ) -> AbstractAsyncContextManager[Response]:
+        """Send one request; within the block, read the answer. ``timeout`` bounds the whole
+        exchange (the block included) but not the wait for a free connection."""
+        ...
 
 
 def translate(exc: BaseException, method: str, path: str) -> TransportError:
     """Our error for an aiohttp (or socket) failure; the caller raises it ``from exc``."""
     if isinstance(exc, TransportError):
         return exc
-    if isinstance(exc, (asyncio.TimeoutError, aiohttp.ServerTimeoutError)):
+    if isinstance(exc, (asyncio.TimeoutError, TimeoutError, aiohttp.ServerTimeoutError)):
         return RequestTimeoutError(
             "no complete response within the timeout", method=method, path=path
         )
@@ -92,9 +120,7 @@ def translate(exc: BaseException, method: str, path: str) -> TransportError:
         return IncompleteResponseError(
             f"connection failed mid-exchange ({exc})", method=method, path=path
         )
-    return TransportError(
-        f"HTTP exchange failed: {type(exc).__name__}: {exc}", method=method, path=path
-    )
+    return TransportError(f"HTTP exchange failed: {type(exc).__name__}", method=method, path=path)
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:
@@ -102,7 +128,30 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, (parts.hostname or "").lower(), parts.port
 
 
-class Transport:
+class _AiohttpResponse:
+    __slots__ = ("_method", "_path", "_response", "headers", "status")
+
+    def __init__(self, response: aiohttp.ClientResponse, method: str, path: str) -> None:
+        self._response = response
+        self._method = method
+        self._path = path
+        self.status = response.status
+        self.headers: Mapping[str, str] = response.headers
+
+    async def chunks(self) -> AsyncIterator[bytes]:
+        try:
+            async for chunk in self._response.content.iter_chunked(_CHUNK):
+                yield chunk
+        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
+            raise translate(exc, self._method, self._path) from exc
+
+    @property
+    def raw_bytes(self) -> int:
+        content = self._response.content
+        return int(getattr(content, "total_raw_bytes", content.total_bytes))
+
+
+class AiohttpTransport:
     """One aiohttp session for the client's whole life, created here or injected."""
 
     def __init__(
@@ -112,13 +161,18 @@ class Transport:
         max_connections: int = 64,
         ssl: _ssl.SSLContext | None = None,
         user_agent: str = "eattest-async",
+        allow_http: bool = False,
     ) -> None:
         self._session = session
         self._owns_session = session is None
         self._max_connections = max_connections
         self._ssl = ssl
         self._user_agent = user_agent
+        self._allow_http = allow_http
         self._closed = False
+        # Our own pool slots: a request waits for one before its timeout starts, so that a
+        # busy pool is never mistaken for a slow server.
+        self._slots = anyio.Semaphore(max_connections)
 
     async def open(self) -> None:
         if self._closed:
@@ -130,9 +184,10 @@ class Transport:
             self._session = aiohttp.ClientSession(
                 connector=connector, headers={"User-Agent": self._user_agent}, auto_decompress=True
             )
-            self._session._retry_connection = False  # our retry loop owns every re-send
-        elif self._owns_session is False and getattr(self._session, "closed", False):
+        elif getattr(self._session, "closed", False):
             raise ClientClosedError("the injected aiohttp session is closed")
+        # Our retry loop owns every re-send (injected sessions included: see the module doc).
+        self._session._retry_connection = False
 
     async def close(self) -> None:
         self._closed = True
@@ -153,95 +208,113 @@ class Transport:
             )
         return self._session
 
-    @asynccontextmanager
-    async def _exchange(
-        self,
-        method: str,
-        url: str,
-        *,
-        path: str,
-        headers: Mapping[str, str],
-        params: Any = None,
-        data: Any = None,
-        timeout: float,
-    ) -> AsyncIterator[aiohttp.ClientResponse]:
-        session = self._require()
-        current_url, current_headers, current_method, current_data = (
-            url,
-            dict(headers),
-            method,
-            data,
-        )
-        try:
-            for _ in range(_MAX_REDIRECTS + 1):
-                async with session.request(
-                    current_method,
-                    current_url,
-                    params=params,
-                    data=current_data,
-                    headers=current_headers,
-                    allow_redirects=False,
-                    timeout=aiohttp.ClientTimeout(total=timeout),
-                    ssl=self._ssl if self._ssl is not None else True,
-                ) as response:
-                    location = response.headers.get("Location")
-                    if response.status not in _REDIRECTS or not location:
-                        yield response
-                        return
-                    target = urljoin(current_url, location)
-                    if _origin(target) != _origin(current_url):
-                        # Credentials never follow a redirect to another origin.
-                        current_headers.pop("Authorization", None)
-                        if (
-                            urlsplit(current_url).scheme == "https"
-                            and urlsplit(target).scheme != "https"
-                        ):
-                            raise ConnectError(
-                                "refused a redirect from https to plain http",
-                                method=method,
-                                path=path,
-                                transient=False,
-                            )
-                    if response.status == 303 or (
-                        response.status in (301, 302) and current_method == "POST"
-                    ):
-                        current_method, current_data = "GET", None
-                    current_url, params = target, None
-            raise TransportError(f"more than {_MAX_REDIRECTS} redirects", method=method, path=path)
-        except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
-            raise translate(exc, method, path) from exc
+    def _redirect_target(
+        self, status: int, current: str, location: str, method: str, path: str
+    ) -> str:
+        def refuse(reason: str) -> RedirectError:
+            return RedirectError(
+                f"redirect not followed: {reason}", status=status, method=method, path=path
+            )
 
-    async def send(
-        self,
-        method: str,
-        url: str,
-        *,
-        path: str,
-        headers: Mapping[str, str],
-        params: Any = None,
-        body: bytes | None = None,
-        form: Mapping[str, str] | None = None,
-        timeout: float,
-    ) -> RawResponse:
-        """Send one request and read the whole answer."""
-        data: Any = form if form is not None else body
-        async with self._exchange(
-            method, url, path=path, headers=headers, params=params, data=data, timeout=timeout
-        ) as response:
-            try:
-                payload = await response.read()
-            except (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError) as exc:
-                raise translate(exc, method, path) from exc
-            return RawResponse(response.status, response.headers, payload)
+        if any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in location.strip()):
+            raise refuse("malformed Location")
+        try:
+            target = urljoin(current, location.strip())
+            parts = urlsplit(target)
+            parts.port  # noqa: B018  (raises ValueError on a malformed port)
+        except ValueError:
+            raise refuse("malformed Location") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise refuse("Location is not an absolute http(s) URL")
+        if parts.username or parts.password:
+            raise refuse("Location carries credentials")
+        if parts.scheme == "http":
+            if urlsplit(current).scheme == "https":
+                raise refuse("from https to plain http")
+            if not self._allow_http and not is_loopback_host(parts.hostname):
+                raise refuse("plain http is refused except on loopback")
+        return target
 
     @asynccontextmanager
     async def stream(
-        self, method: str, url: str, *, path: str, headers: Mapping[str, str], timeout: float
-    ) -> AsyncIterator[StreamingResponse]:
-        """Send one request; the body is read by the caller, in chunks, within ``timeout``."""
-        async with self._exchange(
-            method, url, path=path, headers=headers, timeout=timeout
-        ) as response:
-            yield StreamingResponse(
-                response.status, response.headers, response=response, method=method, path=path
-            )
+        self,
+        method: str,
+        url: str,
+        *,
+        path: str,
+        headers: Mapping[str, str],
+        params: tuple[tuple[str, str], ...] | None = None,
+        body: bytes | None = None,
+        form: Mapping[str, str] | None = None,
+        timeout: float,
+    ) -> AsyncIterator[Response]:
+        session = self._require()
+        async with self._slots:
+            try:
+                with anyio.fail_after(timeout):
+                    async with self._follow(
+                        session, method, url, path, headers, params, form or body
+                    ) as response:
+                        yield _AiohttpResponse(response, method, path)
+            except TransportError:
+                raise
+            except (
+                aiohttp.ClientError,
+                asyncio.TimeoutError,
+                TimeoutError,
+                ConnectionError,
+            ) as exc:
+                raise translate(exc, method, path) from exc
+
+    @asynccontextmanager
+    async def _follow(
+        self,
+        session: aiohttp.ClientSession,
+        method: str,
+        url: str,
+        path: str,
+        headers: Mapping[str, str],
+        params: tuple[tuple[str, str], ...] | None,
+        data: Any,
+    ) -> AsyncIterator[aiohttp.ClientResponse]:
+        current_url, current_headers, current_method = url, dict(headers), method
+        current_params = params
+        for _ in range(_MAX_REDIRECTS + 1):
+            async with session.request(
+                current_method,
+                current_url,
+                params=current_params,
+                data=data,
+                headers=current_headers,
+                allow_redirects=False,
+                raise_for_status=False,
+                auto_decompress=True,
+                timeout=_NO_TIMEOUT,
+                ssl=self._ssl if self._ssl is not None else True,
+            ) as response:
+                location = response.headers.get("Location")
+                if response.status not in _REDIRECTS or location is None:
+                    yield response
+                    return
+                status = response.status
+                target = self._redirect_target(status, current_url, location, method, path)
+            keeps_body = status in (307, 308)
+            if _origin(target) != _origin(current_url):
+                # Nothing secret follows a redirect to another origin: not the token, and
+                # not a body (the password form of a token request, a dossier).
+                current_headers.pop("Authorization", None)
+                if keeps_body and data is not None:
+                    raise RedirectError(
+                        "redirect not followed: it would re-send the request body to "
+                        "another origin",
+                        status=status,
+                        method=method,
+                        path=path,
+                    )
+            if not keeps_body and (status == 303 or current_method == "POST"):
+                current_method, data = "GET", None
+                current_headers.pop("Content-Type", None)
+            current_url, current_params = target, None
+        raise RedirectError(
+            f"more than {_MAX_REDIRECTS} redirects", status=None, method=method, path=path
+        )

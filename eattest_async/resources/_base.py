@@ -1,4 +1,4 @@
-"""What every resource shares: the client, and the account prefix of the paths."""
+"""What every resource shares: the core (the request pipeline), and the account prefix."""
 
 from __future__ import annotations
 
@@ -14,31 +14,31 @@ from .._validation import check_page, check_page_size
 from ..models.common import Messages, Page
 
 if TYPE_CHECKING:
-    from .._client import Client
+    from .._core import Core
 
 T = TypeVar("T")
 
 
 class Resource:
-    """Base of the resource namespaces (``client.dossiers`` ...): no state but the client."""
+    """Base of the resource namespaces (``client.dossiers`` ...): no state but the core."""
 
-    def __init__(self, client: Client) -> None:
-        self._client = client
+    def __init__(self, core: Core) -> None:
+        self._core = core
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__}>"
 
     async def _account_path(self, template: str, **params: object) -> str:
-        account_id = await self._client.account_id()
+        account_id = await self._core.account_id()
         return _protocol.path("/account/{account_id}" + template, account_id=account_id, **params)
 
     async def _one(self, request: ApiRequest, model: type[T]) -> T:
-        envelope = await self._client._call(request)
+        envelope = await self._core.call(request)
         data = _protocol.single_content(envelope, method=request.method, request_path=request.path)
         return structure(data, model, method=request.method, path=request.path)
 
     async def _many(self, request: ApiRequest, model: type[T]) -> tuple[T, ...]:
-        envelope = await self._client._call(request)
+        envelope = await self._core.call(request)
         data = _protocol.list_content(envelope, method=request.method, request_path=request.path)
         return structure_many(data, model, method=request.method, path=request.path)
 
@@ -69,7 +69,7 @@ class Resource:
     async def _page(
         self, request: ApiRequest, model: type[T], page: int, page_size: int | None
     ) -> Page[T]:
-        envelope = await self._client._call(request)
+        envelope = await self._core.call(request)
         return page_of(envelope, request, model, page, page_size)
 
     def _scan(
@@ -90,7 +90,7 @@ class Resource:
         prefetch: int | None = None,
     ) -> Scan[Any]:
         """A :class:`Scan` of a list operation: every page, concurrently, each item once."""
-        client = self._client
+        core = self._core
         page_size = check_page_size(page_size)
         if not isinstance(raw, bool):
             raise InvalidInputError("raw", "expected True or False")
@@ -102,7 +102,7 @@ class Resource:
                 operation=operation,
                 query=(*filters, ("page", str(page)), ("pageSize", str(size))),
             )
-            return await client._call(request)
+            return await core.call(request)
 
         def convert(items: list[Any]) -> tuple[Any, ...]:
             if raw:
@@ -123,10 +123,10 @@ class Resource:
             fetch=fetch,
             convert=convert,
             key=raw_item_key if raw else model_key,
-            retries=lambda: dict(client.stats.retries),
-            cooldown=lambda: client._gate.cooldown_remaining,
+            retries=lambda: dict(core.stats.retries),
+            cooldown=lambda: core.gate.cooldown_remaining,
             page_size=page_size,
-            concurrency=client.limits.scan_concurrency if concurrency is None else concurrency,
+            concurrency=core.limits.scan_concurrency if concurrency is None else concurrency,
             order=order,
             resume_from=resume_from,
             on_progress=on_progress,
@@ -134,7 +134,7 @@ class Resource:
         )
 
     async def _action(self, request: ApiRequest) -> Messages:
-        envelope = await self._client._call(request)
+        envelope = await self._core.call(request)
         return messages_of(envelope)
 
 

@@ -251,7 +251,7 @@ class DossiersResource(Resource):
             timeout=timeout,
             expect_content=True,
         )
-        envelope = await self._client._call(request)
+        envelope = await self._core.call(request)
         content = envelope.content if isinstance(envelope.content, dict) else {}
         process_id = content.get("processId")
         if process_id is None:

@@ -71,7 +71,7 @@ class FilesResource(Resource):
         if expected_size is not None:
             identifier(expected_size, "expected_size")
         folder = check_folder(dest)
-        return await self._client._download(
+        return await self._core.download(
             request,
             folder,
             expected_size=expected_size,
@@ -83,7 +83,7 @@ class FilesResource(Resource):
     async def _document_path(
         self, dossier_id: int, document_id: int, tail: str, **params: object
     ) -> str:
-        account_id = await self._client.account_id()
+        account_id = await self._core.account_id()
         return path(
             "/account/{a}/dossiers/{d}/documents/{doc}" + tail,
             a=account_id,

@@ -1,0 +1,535 @@
+"""The single request pipeline. JSON calls, downloads and token grants all go through it::
+
+    retry loop (one per call, bounded by the call's deadline)
+      └─ attempt: token (AuthFlow) -> rate gate -> transport -> note the answer
+                  -> 401 rule -> consume (decipher JSON, stream to a file, or a token answer)
+
+A token grant is one exchange of this pipeline made inside the attempt of the call that
+needs the token, so it is bounded by that call's deadline and retried by that call's loop;
+there is no loop inside another. Every body is read in chunks under a limit counted after
+decompression (``Limits``); every text a server sends into an error or a log line is
+redacted of the secrets the client knows.
+
+Resources hold a :class:`Core`, never the ``Client``: the client only keeps arguments,
+lifecycle and namespaces.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from pathlib import Path
+from typing import TypeVar
+from urllib.parse import quote, quote_plus
+
+import anyio
+import attrs
+import orjson
+
+from . import _protocol
+from ._auth import AuthFlow, Token, TokenManager
+from ._config import Environment, Limits, RetryPolicy, Timeouts
+from ._converter import structure
+from ._downloads import choose_target, write_atomically
+from ._exceptions import (
+    ApiError,
+    ClientClosedError,
+    EattestError,
+    EventLoopError,
+    InvalidInputError,
+    ResponseTooLargeError,
+)
+from ._protocol import ApiRequest, Envelope
+from ._ratelimit import RateGate
+from ._retry import retrying
+from ._transport import Response, Transport
+from .models import Account
+
+__all__ = ["ClientStats", "Core", "Redactor", "read_body"]
+
+logger = logging.getLogger("eattest_async")
+
+T = TypeVar("T")
+
+_MIN_SECRET = 3  # shorter "secrets" would garble every message they are redacted from
+_REDACTED = b"[redacted]"
+
+
+@attrs.define
+class ClientStats:
+    """What the client did: requests sent, retries by cause, token grants, cooldowns."""
+
+    requests: int = 0
+    retries: collections.Counter[str] = attrs.field(factory=collections.Counter)
+    token_grants: collections.Counter[str] = attrs.field(factory=collections.Counter)
+    cooldowns: int = 0
+    waited_for_rate_limit: float = 0.0
+
+
+class Redactor:
+    """Removes every secret the client knows from a server's text (bodies quoted into
+    errors, ``error_description``, ``Location`` headers): an IdP or a gateway that echoes
+    the password or a token back must not get it into our errors or logs."""
+
+    def __init__(self, secrets: Callable[[], Iterable[str]]) -> None:
+        self._secrets = secrets
+
+    def _needles(self) -> list[bytes]:
+        needles: set[bytes] = set()
+        for secret in self._secrets():
+            if len(secret) < _MIN_SECRET:
+                continue
+            raw = secret.encode("utf-8", "surrogatepass")
+            needles.add(raw)
+            needles.add(orjson.dumps(secret)[1:-1])  # as quoted in JSON
+            needles.add(quote_plus(secret).encode())  # as in a form or a query
+            needles.add(quote(secret, safe="").encode())
+        return sorted(needles, key=len, reverse=True)
+
+    def bytes(self, data: bytes) -> bytes:
+        for needle in self._needles():
+            data = data.replace(needle, _REDACTED)
+        return data
+
+    def text(self, text: str) -> str:
+        return self.bytes(text.encode("utf-8", "surrogatepass")).decode("utf-8", "replace")
+
+
+def _content_length(headers: Mapping[str, str]) -> int | None:
+    value = headers.get("Content-Length")
+    if value is None or not value.strip().isdigit() or not value.strip().isascii():
+        return None
+    return int(value.strip())
+
+
+def _identity(headers: Mapping[str, str]) -> bool:
+    return headers.get("Content-Encoding", "identity").strip().lower() in ("", "identity")
+
+
+async def read_body(
+    response: Response, *, limit: int, truncate: bool, method: str, path: str
+) -> bytes:
+    """The body, read in chunks, at most ``limit`` bytes after decompression.
+
+    Beyond it: with ``truncate`` (error answers, whose status says what matters) the rest
+    is dropped unread; otherwise it is a :class:`ResponseTooLargeError`. A Content-Length
+    beyond the limit is refused before reading anything.
+    """
+
+    def too_large(what: str) -> ResponseTooLargeError:
+        return ResponseTooLargeError(
+            f"the answer {what}, more than the limit of {limit} bytes (see Limits)",
+            status=response.status,
+            method=method,
+            path=path,
+        )
+
+    announced = _content_length(response.headers)
+    if not truncate and announced is not None and announced > limit:
+        raise too_large(f"announces {announced} bytes")
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in response.chunks():
+        if size + len(chunk) > limit:
+            if truncate:
+                parts.append(chunk[: limit - size])
+                break
+            raise too_large("is longer")
+        size += len(chunk)
+        parts.append(chunk)
+    return b"".join(parts)
+
+
+class _Replay:
+    """The answer was a 401 to renew the token for; the request goes again."""
+
+
+_REPLAY = _Replay()
+
+
+class Core:
+    """What resources need of a client: send a call, download a file, know the account.
+
+    Owns the pipeline (transport, rate gates, token manager, retry policy) and the
+    lifecycle checks (open, closed, bound to one event loop).
+    """
+
+    def __init__(
+        self,
+        *,
+        environment: Environment,
+        transport: Transport,
+        timeouts: Timeouts,
+        retry: RetryPolicy,
+        limits: Limits,
+        stats: ClientStats | None = None,
+        gate: RateGate | None = None,
+        token_gate: RateGate | None = None,
+        account_id: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+        sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
+    ) -> None:
+        self.environment = environment
+        self.transport = transport
+        self.timeouts = timeouts
+        self.retry_policy = retry
+        self.limits = limits
+        self.stats = stats or ClientStats()
+        self.gate = gate or RateGate()
+        # The token endpoint is another service: its own Retry-After must not hold API calls
+        # that already have a token (nor the reverse).
+        self.token_gate = token_gate or RateGate()
+        self.tokens: TokenManager | None = None
+        self.redactor = Redactor(self._secrets)
+        self._clock = clock
+        self._rng = rng or random.Random()
+        self._sleep = sleep
+        self._account_id = account_id
+        self._account_lock = anyio.Lock()
+        self._opened = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def _secrets(self) -> Iterable[str]:
+        return self.tokens.secrets() if self.tokens is not None else ()
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    async def open(self) -> None:
+        await self.transport.open()
+        self._loop = asyncio.get_running_loop()
+        self._opened = True
+
+    async def close(self) -> None:
+        self._opened = False
+        await self.transport.close()
+
+    @property
+    def opened(self) -> bool:
+        return self._opened
+
+    def require_open(self) -> None:
+        if self.transport.closed:
+            raise ClientClosedError("this client was closed; create a new one")
+        if not self._opened:
+            raise ClientClosedError(
+                "the client is not open: use 'async with Client(...) as client'"
+            )
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is not self._loop:
+            raise EventLoopError(
+                "this client belongs to another event loop (or to one that is closed): "
+                "open one client per event loop"
+            )
+
+    # -- identity ------------------------------------------------------------------------
+
+    async def account_id(self) -> int:
+        """The account every call is made for: given, else from the token, else GET /account."""
+        known = self._account_id
+        if known is not None:
+            return known
+        self.require_open()
+        async with self._account_lock:
+            if self._account_id is not None:  # another task resolved it meanwhile
+                return self._account_id
+            if self.tokens is not None:
+                token = await self._token_within_deadline()
+                if token.account_ids:
+                    self._account_id = token.account_ids[0]
+                    return self._account_id
+            request = ApiRequest(method="GET", path="/account", operation="get_account")
+            envelope = await self.call(request)
+            data = _protocol.single_content(envelope, method="GET", request_path="/account")
+            found = structure(data, Account, method="GET", path="/account").id
+            if found is None:
+                raise InvalidInputError(
+                    "account_id", "the service did not say which account this is; pass it"
+                )
+            self._account_id = found
+            return found
+
+    async def _token_within_deadline(self) -> Token:
+        assert self.tokens is not None
+        tokens = self.tokens
+
+        async def attempt(deadline: float) -> Token:
+            return await tokens.get(deadline=deadline)
+
+        return await retrying(
+            attempt,
+            policy=self.retry_policy,
+            may_repeat=True,
+            on_retry=self._on_retry,
+            clock=self._clock,
+            rng=self._rng,
+            sleep=self._sleep,
+            method="POST",
+            path="token",
+        )
+
+    # -- the pipeline --------------------------------------------------------------------
+
+    def _on_retry(self, cause: str, error: EattestError) -> None:
+        self.stats.retries[cause] += 1
+        logger.info("retrying after %s: %s", cause, error)
+
+    async def _exchange(
+        self,
+        gate: RateGate,
+        method: str,
+        url: str,
+        *,
+        path: str,
+        headers: Mapping[str, str],
+        deadline: float,
+        timeout: float,
+        consume: Callable[[Response], Awaitable[T]],
+        params: tuple[tuple[str, str], ...] | None = None,
+        body: bytes | None = None,
+        form: Mapping[str, str] | None = None,
+    ) -> T:
+        """gate -> transport -> note the answer -> consume. No retry here."""
+        await gate.acquire(deadline=deadline)
+        answered = False
+        started = self._clock()
+        try:
+            self.stats.requests += 1
+            async with self.transport.stream(
+                method,
+                url,
+                path=path,
+                headers=headers,
+                params=params,
+                body=body,
+                form=form,
+                timeout=timeout,
+            ) as response:
+                answered = True
+                await self._note_answer(gate, response.status, response.headers)
+                logger.debug(
+                    "%s %s -> %s in %.0f ms",
+                    method,
+                    path,
+                    response.status,
+                    1000 * (self._clock() - started),
+                )
+                return await consume(response)
+        finally:
+            if not answered:
+                gate.abandon()
+
+    async def _note_answer(self, gate: RateGate, status: int, headers: Mapping[str, str]) -> None:
+        now = time.time()
+        retry_after = (
+            _protocol.parse_retry_after(headers.get("Retry-After"), now)
+            if status in (429, 503)
+            else None
+        )
+        await gate.release(
+            status=status, retry_after=retry_after, info=_protocol.parse_ratelimit(headers, now)
+        )
+        if gate is self.gate:
+            self.stats.cooldowns = self.gate.cooldowns
+            self.stats.waited_for_rate_limit = self.gate.waited
+
+    async def _error(self, response: Response, *, method: str, path: str) -> ApiError:
+        """The typed error of a non-2xx answer: a bounded, redacted read of its body."""
+        body = await read_body(
+            response,
+            limit=self.limits.max_error_body_bytes,
+            truncate=True,
+            method=method,
+            path=path,
+        )
+        return _protocol.error_from_response(
+            response.status,
+            response.headers,
+            self.redactor.bytes(body),
+            method=method,
+            request_path=path,
+            now=time.time(),
+        )
+
+    async def _authenticated(
+        self,
+        request: ApiRequest,
+        url: str,
+        headers: Mapping[str, str],
+        *,
+        timeout: float,
+        consume: Callable[[Response], Awaitable[T]],
+        may_repeat: bool,
+    ) -> T:
+        """One call: the retry loop around attempts of token -> exchange -> 401 rule."""
+        self.require_open()
+        flow = AuthFlow(self.tokens)
+
+        async def attempt(deadline: float) -> T:
+            while True:  # at most twice more: the AuthFlow allows two renewals per call
+                token = await flow.token(deadline=deadline)
+                sent = dict(headers)
+                if token is not None:
+                    sent["Authorization"] = f"Bearer {token.access.reveal()}"
+
+                async def handle(response: Response, token: Token | None = token) -> T | _Replay:
+                    if flow.wants_replay(response.status, token):
+                        return _REPLAY  # renew after this exchange closed its connection
+                    return await consume(response)
+
+                outcome = await self._exchange(
+                    self.gate,
+                    request.method,
+                    url,
+                    path=request.path,
+                    headers=sent,
+                    params=request.query or None,
+                    body=request.body,
+                    deadline=deadline,
+                    timeout=timeout,
+                    consume=handle,
+                )
+                if isinstance(outcome, _Replay):
+                    assert token is not None
+                    await flow.renew(token, deadline=deadline)
+                    continue
+                return outcome
+
+        return await retrying(
+            attempt,
+            policy=self.retry_policy,
+            may_repeat=may_repeat,
+            on_retry=self._on_retry,
+            clock=self._clock,
+            rng=self._rng,
+            sleep=self._sleep,
+            method=request.method,
+            path=request.path,
+        )
+
+    async def call(self, request: ApiRequest) -> Envelope:
+        """Send one API request through the pipeline and decipher its answer."""
+        url = self.environment.base_url + request.path
+        timeout = request.timeout if request.timeout is not None else self.timeouts.json
+        headers = {"Accept": "application/json"}
+        if request.body is not None:
+            headers["Content-Type"] = "application/json"
+
+        async def consume(response: Response) -> Envelope:
+            if not 200 <= response.status < 300:
+                raise await self._error(response, method=request.method, path=request.path)
+            body = await read_body(
+                response,
+                limit=self.limits.max_body_bytes,
+                truncate=False,
+                method=request.method,
+                path=request.path,
+            )
+
+            def decipher(data: bytes) -> Envelope:
+                return _protocol.decipher(
+                    response.status,
+                    response.headers,
+                    data,
+                    method=request.method,
+                    request_path=request.path,
+                    now=time.time(),
+                    expect_content=request.expect_content,
+                )
+
+            try:
+                return decipher(body)
+            except ApiError:
+                # A 2xx carrying errors quotes server text: decipher it again, redacted.
+                # (Data itself is never redacted: a short password could be in a name.)
+                return decipher(self.redactor.bytes(body))
+
+        return await self._authenticated(
+            request,
+            url,
+            headers,
+            timeout=timeout,
+            consume=consume,
+            may_repeat=request.idempotent or self.retry_policy.retry_non_idempotent,
+        )
+
+    async def download(
+        self,
+        request: ApiRequest,
+        dest: Path,
+        *,
+        expected_size: int | None,
+        fallback_name: str,
+        filename: str | None = None,
+        overwrite: bool = False,
+    ) -> Path:
+        """Stream a file into the folder ``dest`` atomically, with retries.
+
+        The write stops as soon as it passes the announced size: ``expected_size`` (the
+        file's size), else Content-Length when the body is not compressed (a compressed
+        body's Content-Length counts the bytes on the wire, not those written).
+        """
+        url = self.environment.base_url + request.path
+        timeout = request.timeout if request.timeout is not None else self.timeouts.file
+
+        async def consume(response: Response) -> Path:
+            if not 200 <= response.status < 300:
+                raise await self._error(response, method="GET", path=request.path)
+            target = choose_target(dest, response.headers, fallback_name, filename=filename)
+            size = expected_size
+            if size is None and _identity(response.headers):
+                size = _content_length(response.headers)
+            return await write_atomically(
+                response.chunks(),
+                target,
+                expected_size=size,
+                method="GET",
+                path=request.path,
+                overwrite=overwrite,
+            )
+
+        return await self._authenticated(
+            request, url, {"Accept": "*/*"}, timeout=timeout, consume=consume, may_repeat=True
+        )
+
+    async def send_token_form(
+        self, form: Mapping[str, str], *, deadline: float
+    ) -> tuple[int, bytes]:
+        """One exchange with the token endpoint (the TokenManager's ``send_form``).
+
+        No retry here: a 429 or 5xx raises its typed error, and the call that needed the
+        token retries (within its deadline). Other refusals are returned for the token
+        manager to turn into an :class:`AuthenticationError`, their text redacted.
+        """
+
+        async def consume(response: Response) -> tuple[int, bytes]:
+            if response.status == 429 or response.status >= 500:
+                raise await self._error(response, method="POST", path="token")
+            ok = response.status == 200
+            body = await read_body(
+                response,
+                limit=self.limits.max_token_body_bytes if ok else self.limits.max_error_body_bytes,
+                truncate=not ok,
+                method="POST",
+                path="token",
+            )
+            return response.status, body if ok else self.redactor.bytes(body)
+
+        return await self._exchange(
+            self.token_gate,
+            "POST",
+            self.environment.token_url,
+            path="token",
+            headers={"Accept": "application/json"},
+            form=form,
+            deadline=deadline,
+            timeout=self.timeouts.token,
+            consume=consume,
+        )

@@ -41,6 +41,7 @@ from ._exceptions import (
     EattestError,
     EventLoopError,
     InvalidInputError,
+    RequestTimeoutError,
     ResponseTooLargeError,
 )
 from ._protocol import ApiRequest, Envelope
@@ -131,17 +132,16 @@ async def read_body(
     announced = _content_length(response.headers)
     if not truncate and announced is not None and announced > limit:
         raise too_large(f"announces {announced} bytes")
-    parts: list[bytes] = []
-    size = 0
+    body = bytearray()
     async for chunk in response.chunks():
-        if size + len(chunk) > limit:
+        if len(body) + len(chunk) > limit:
             if truncate:
-                parts.append(chunk[: limit - size])
+                body += chunk[: limit - len(body)]
                 break
+            del body  # before raising: the traceback must not keep it alive
             raise too_large("is longer")
-        size += len(chunk)
-        parts.append(chunk)
-    return b"".join(parts)
+        body += chunk
+    return bytes(body)
 
 
 class _Replay:
@@ -232,19 +232,27 @@ class Core:
     # -- identity ------------------------------------------------------------------------
 
     async def account_id(self) -> int:
-        """The account every call is made for: given, else from the token, else GET /account."""
+        """The account every call is made for: given, else from the token, else GET /account.
+
+        No lock is held while the token is fetched (its renewal is single-flight already
+        and bounded by a deadline); only the GET /account fallback is made once for all.
+        """
+        self.require_open()
         known = self._account_id
         if known is not None:
             return known
-        self.require_open()
-        async with self._account_lock:
+        if self.tokens is not None:
+            token = await self._token_within_deadline()
+            if token.account_ids:
+                self._account_id = token.account_ids[0]
+                return self._account_id
+        with anyio.move_on_after(self.retry_policy.deadline) as waiting:
+            await self._account_lock.acquire()
+        if waiting.cancelled_caught:
+            raise RequestTimeoutError("the account id could not be found within the deadline")
+        try:
             if self._account_id is not None:  # another task resolved it meanwhile
                 return self._account_id
-            if self.tokens is not None:
-                token = await self._token_within_deadline()
-                if token.account_ids:
-                    self._account_id = token.account_ids[0]
-                    return self._account_id
             request = ApiRequest(method="GET", path="/account", operation="get_account")
             envelope = await self.call(request)
             data = _protocol.single_content(envelope, method="GET", request_path="/account")
@@ -255,6 +263,8 @@ class Core:
                 )
             self._account_id = found
             return found
+        finally:
+            self._account_lock.release()
 
     async def _token_within_deadline(self) -> Token:
         assert self.tokens is not None

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import cpu, scan, tokens
+from . import cpu, efficiency, scan, tokens
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 
@@ -112,16 +112,20 @@ def table(results: dict[str, Any]) -> str:
         "= 1",
         t["token_requests"] == 1,
     )
+    if "efficiency" in results:
+        for name, figure, target, met in efficiency.rows(results["efficiency"]):
+            row(name, figure, target, met)
     return "\n".join(lines)
 
 
-async def run_async(rounds: int) -> dict[str, Any]:
+async def run_async(rounds: int, quick: bool) -> dict[str, Any]:
     return {
         "io_bound": await scan.io_bound(rounds),
         "peers": await scan.peers(rounds),
         "peers_rate_limited": await scan.peers_rate_limited(),
         "cpu_bound": await scan.cpu_bound(rounds),
         "tokens": await tokens.single_flight(),
+        "efficiency": await efficiency.measure(quick=quick),
     }
 
 
@@ -129,9 +133,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--dossiers", type=int, default=1_000_000, help="for the memory benchmark")
+    parser.add_argument(
+        "--quick", action="store_true", help="efficiency under a limit: pages of 100 only"
+    )
     args = parser.parse_args()
     results: dict[str, Any] = {"machine": machine()}
-    results.update(asyncio.run(run_async(args.rounds)))
+    results.update(asyncio.run(run_async(args.rounds, args.quick)))
     results["cpu"] = cpu.measure()
     results["memory"] = memory(args.dossiers)
     RESULTS.parent.mkdir(exist_ok=True)

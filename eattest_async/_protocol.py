@@ -71,6 +71,7 @@ class RateLimitInfo:
     limit: int | None
     remaining: int
     reset_after: float
+    window: float | None = None  # seconds the limit counts over, when announced (IETF ``w``)
 
 
 def path(template: str, **params: object) -> str:
@@ -217,10 +218,12 @@ def parse_ratelimit(headers: Mapping[str, str], now: float) -> RateLimitInfo | N
     if remaining is None or reset is None:
         return None
     policy = _structured_params(headers.get("RateLimit-Policy", ""))
+    window = _int(policy.get("w"))
     return RateLimitInfo(
         limit=_int(policy.get("q")),
         remaining=max(remaining, 0),
         reset_after=min(max(float(reset), 0.0), MAX_WAIT),
+        window=float(window) if window is not None and window > 0 else None,
     )
 
 

@@ -2,9 +2,11 @@
 
 The service bans an IP for 12 hours when a client keeps calling through 429s, so the rule
 is absolute: once any response announces a ``Retry-After`` deadline, **no** request of
-this client leaves before it, whichever task sends it. Beyond that, the gate paces ahead
-of the limit from ``RateLimit-*`` headers so that the 429 rarely happens at all, and
-releases waiters after a cooldown with a little jitter instead of all at once.
+this client leaves before it, whichever task sends it. Beyond that, the gate paces: evenly
+spaced requests at the rate the server allows (announced by ``RateLimit-*`` headers, or
+learned from the 429s when there are none), so that the provider's limit is used to the
+full and the 429 rarely happens at all. After a cooldown, waiters leave one slot apart,
+never all at once (which also bounds a ``Retry-After: 0`` or a date in the past).
 
 Interface used by the core (one ``acquire`` per attempt; then exactly one ``release`` when
 an HTTP answer came, or one ``abandon`` when none did):
@@ -20,9 +22,11 @@ Cross-process sharing goes through a :class:`GateStore` (state on wall-clock sec
 
 from __future__ import annotations
 
+import contextvars
+import math
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import anyio
@@ -139,105 +143,379 @@ class LocalGateStore:
         return self._limit
 
 
+@attrs.frozen
+class _Ticket:
+    """What release() needs to know of its acquire: this gate's sequence number and when."""
+
+    gate: RateGate
+    seq: int
+    sent: float
+
+
+# acquire() and release()/abandon() of one attempt run in the same task, hence the same
+# context: the ticket travels between them without changing the core's calls.
+_TICKET: contextvars.ContextVar[_Ticket | None] = contextvars.ContextVar(
+    "eattest_rate_ticket", default=None
+)
+
+ANNOUNCED_FRACTION = 0.98  # of an announced limit: margin for arrival jitter only
+LEARNED_FRACTION = 0.95  # of a learned limit, right after learning it...
+LEARNED_FRACTION_MAX = 0.98  # ...raised step by step, one step per window without a 429
+FRACTION_STEP = 0.01
+PROBE_EVERY = 10  # windows at the top fraction without a 429, then probe 1 % higher
+BACKOFF = 0.7  # a 429 that says nothing of when: multiply the pace (AWS adaptive's beta)
+FIRST_ANSWER_WAIT = 1.0  # seconds the others wait for the first answer, at most
+MIN_WINDOW = 0.05  # seconds: bound of any window length inferred from timings
+
+
 class RateGate:
-    """Cooldown deadline + budget of calls left in the server's current window."""
+    """Paces the requests of one client (or of every process sharing ``store``).
+
+    - Nothing leaves before a ``Retry-After`` deadline (the store's, shared by every task).
+    - Requests leave on evenly spaced slots (GCRA in the store): the interval is the tightest
+      of ``max_rate``, the announced or learned limit (a fraction of it), and the budget
+      left in the server's window spread over the time left in it.
+    - With ``RateLimit-*`` headers the budget is exact: remaining as the server counted it,
+      minus what left since; at 0 nothing leaves before the window's end (the earliest
+      ``answer time + reset`` seen in that window, an upper bound of it).
+    - Without headers, the first 429 teaches the limit: the requests answered since the
+      window opened and, from ``Retry-After``, when it ends; the window length is taken
+      as the whole number of seconds those bounds allow (servers count in seconds), else
+      the upper bound. Later 429s refine it; windows without a 429 raise the pace slowly.
+    - Until the first answer, one request alone: its headers tell the budget before any
+      is spent.
+    """
 
     def __init__(
         self,
         *,
         clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        sleep: Callable[[float], Awaitable[None]] = anyio.sleep,
         rng: random.Random | None = None,
         max_rate: float | None = None,
+        store: GateStore | None = None,
     ) -> None:
         self._clock = clock
+        self._wall = wall
+        self._sleep = sleep
         self._rng = rng or random.Random()
         self._max_rate = max_rate
-        self._deadline = 0.0  # monotonic; nothing leaves before it
-        self._cooldown_started = 0.0
-        self._remaining: int | None = None  # calls we may still send in the server's window
-        self._window_end = 0.0
+        self._store: GateStore = store or LocalGateStore()
+        self._deadline = 0.0  # gate clock; mirror of the store's, for the sync properties
+        self._deadline_to_share = 0.0  # set by the sync cool_down, shared at the next await
+        self._seq = 0  # requests released so far (their sequence numbers)
         self._in_flight = 0
-        self._next_slot = 0.0  # max_rate spacing
-        self._requests = 0
+        self._answered = False
+        self._first_answer = anyio.Event()
+        # What the server announced or what was learned: ``requests`` per ``window``.
+        self._limit: SharedLimit | None = None
+        self._fraction = ANNOUNCED_FRACTION
+        self._calm_since = 0.0  # start of the current run of windows without a 429
+        self._probes = 0
+        # The server's current window, from RateLimit headers.
+        self._report_seq: int | None = None  # the request whose answer set the budget
+        self._report_remaining = 0
+        self._window_end = 0.0  # upper bound (gate clock)
+        self._opener: tuple[float, float] | None = None  # (sent, answered) of its 1st request
+        self._window_bound = math.inf  # upper bound of the window length, from openers
+        # Learning without headers: the window we watch starts at our first request after
+        # a deadline (or at our first request): (seq, sent, answered) of that request.
+        self._watch: tuple[int, float, float | None] | None = None
+        self._watch_from = 0.0  # gate clock: the next watch starts at a request sent after
+        self._watch_ok = 0  # answered, not 429, since the watch started
+        self._window_low = 0.0  # lower bound of the window length, from 429s
+        # Statistics.
         self._responses_429 = 0
         self._first = 0.0
         self._last = 0.0
-        self.cooldowns = 0  # how many distinct cooldowns were imposed
-        self.waited = 0.0  # total seconds requests spent waiting here
+        self.cooldowns = 0
+        self.waited = 0.0
+
+    # -- what the gate knows --------------------------------------------------------------
 
     @property
     def cooldown_remaining(self) -> float:
         return max(0.0, self._deadline - self._clock())
 
-    def _release_at(self) -> float:
-        """When the next request may leave: the cooldown, or the window end when out of budget."""
-        now = self._clock()
-        if self._remaining is not None and now >= self._window_end:
-            self._remaining = None  # the server's window rolled over: budget unknown, probe
-        release = max(self._deadline, self._next_slot)
-        if self._remaining is not None and self._remaining <= 0:
-            release = max(release, self._window_end)
-        return release
+    def snapshot(self) -> RateSnapshot:
+        active = self._last - self._first
+        limit, source = self._binding_limit()
+        return RateSnapshot(
+            requests=self._seq,
+            responses_429=self._responses_429,
+            request_rate=(self._seq - 1) / active if self._seq > 1 and active > 0 else 0.0,
+            limit=limit,
+            limit_source=source,
+            cooldowns=self.cooldowns,
+            waited=self.waited,
+        )
+
+    def _binding_limit(self) -> tuple[float | None, str | None]:
+        known = self._limit
+        if known is not None and (self._max_rate is None or known.rate < self._max_rate):
+            return known.rate, known.source
+        if self._max_rate is not None:
+            return self._max_rate, "configured"
+        return None, None
+
+    def _interval(self, now: float) -> float:
+        """Seconds between two releases: the tightest of every rate known."""
+        rates = []
+        if self._max_rate is not None:
+            rates.append(self._max_rate)
+        if self._limit is not None:
+            rates.append(self._fraction * self._limit.rate)
+        budget = self._budget()
+        if budget is not None and budget > 0 and now < self._window_end:
+            # The budget spread over the time left (one more: the last may leave at the end,
+            # and the end is an upper bound); the hold at 0 keeps it exact.
+            rates.append((budget + 1) / (self._window_end - now))
+        return 1.0 / min(rates) if rates else 0.0
+
+    def _budget(self) -> int | None:
+        """Requests we may still send in the server's current window (None: unknown)."""
+        if self._report_seq is None:
+            return None
+        return self._report_remaining - (self._seq - self._report_seq)
+
+    def _hold(self, now: float) -> float:
+        """Gate-clock time before which the window's exhausted budget holds every request."""
+        budget = self._budget()
+        if budget is not None and budget <= 0 and now < self._window_end:
+            return self._window_end
+        return 0.0
+
+    # -- acquire ------------------------------------------------------------------------------
 
     async def acquire(self, *, deadline: float | None = None) -> None:
-        """Wait until a request may leave, then count it as in flight.
+        """Wait for this request's slot, then count it as in flight.
 
-        Raises :class:`RateLimitError` at once when it could not leave before ``deadline``
-        (on the gate's clock).
+        Raises :class:`RateLimitError` at once (without waiting) when the slot comes after
+        ``deadline`` (gate clock); ``retry_after`` says how long until it would come.
+        Cancellable at any point; a cancelled acquire counts nothing.
         """
-        waited_from = self._clock()
+        called = self._clock()
+        await self._share_deadline()
+        if not self._answered and self._in_flight > 0:
+            # One request alone until the first answer: its headers tell the budget. A slow
+            # first answer holds the others FIRST_ANSWER_WAIT at most.
+            wait = FIRST_ANSWER_WAIT
+            if deadline is not None:
+                wait = min(wait, max(0.0, deadline - called))
+            await self._first_answer_or(wait)
         while True:
-            release = self._release_at()
             now = self._clock()
-            if now >= release:
-                break
-            if deadline is not None and release > deadline:
-                raise RateLimitError(
-                    "the rate limit holds this request past its deadline",
-                    status=None,
-                    retry_after=release - now,
+            offset = self._wall() - now  # wall = gate clock + offset
+            slot = (
+                await self._store.reserve(
+                    now=now + offset,
+                    interval=self._interval(now),
+                    not_before=max(self._hold(now), self._deadline) + offset,
+                    latest=None if deadline is None else deadline + offset,
                 )
-            # Spread the restart over a little jitter after the deadline (never before it).
-            spread = min(0.5, 0.1 * max(release - self._cooldown_started, 0.0))
-            await anyio.sleep(release - now + self._rng.uniform(0.0, spread))
-        now = self._clock()
-        if self._max_rate is not None:
-            self._next_slot = max(self._next_slot, now) + 1.0 / self._max_rate
-        if self._remaining is not None:
-            self._remaining -= 1
+                - offset
+            )
+            if deadline is not None and slot > deadline:
+                raise self._too_late(slot - now)
+            if slot > now:
+                await self._sleep(slot - now)
+            # While it slept, a 429 may have set a deadline or an answer emptied the budget.
+            now = self._clock()
+            shared = await self._store.deadline() - (self._wall() - now)
+            if shared > self._deadline:
+                self._deadline = shared
+            if now >= self._deadline and now >= self._hold(now):
+                break
+        self._seq += 1
         self._in_flight += 1
-        self._requests += 1
-        if self._requests == 1:
+        _TICKET.set(_Ticket(self, self._seq, now))
+        if self._watch is None and now >= self._watch_from:
+            self._watch, self._watch_ok = (self._seq, now, None), 0
+        if self._seq == 1:
             self._first = now
         self._last = now
-        self.waited += now - waited_from
+        self.waited += now - called
+
+    async def _first_answer_or(self, seconds: float) -> None:
+        async with anyio.create_task_group() as tasks:
+
+            async def timer() -> None:
+                await self._sleep(seconds)
+                tasks.cancel_scope.cancel()
+
+            tasks.start_soon(timer)
+            await self._first_answer.wait()
+            tasks.cancel_scope.cancel()
+
+    def _too_late(self, retry_after: float) -> RateLimitError:
+        return RateLimitError(
+            "the rate limit holds this request past its deadline",
+            status=None,
+            retry_after=max(0.0, retry_after),
+        )
+
+    # -- answers ------------------------------------------------------------------------------
+
+    def _take_ticket(self) -> _Ticket | None:
+        ticket = _TICKET.get()
+        if ticket is None or ticket.gate is not self:
+            return None
+        _TICKET.set(None)
+        return ticket
+
+    def _answer_came(self) -> None:
+        self._in_flight = max(0, self._in_flight - 1)
+        if not self._answered:
+            self._answered = True
+            self._first_answer.set()
 
     def abandon(self) -> None:
         """An acquired request got no answer (transport error, cancellation)."""
+        ticket = self._take_ticket()
         self._in_flight = max(0, self._in_flight - 1)
+        if not self._answered and self._in_flight == 0:
+            self._first_answer.set()  # let the next one try; the first answer is still awaited
+            self._first_answer = anyio.Event()
+        if ticket is not None and self._watch is not None and ticket.seq == self._watch[0]:
+            self._watch = None  # the window's first request is unknown: watch the next one
 
     async def release(
         self, *, status: int, retry_after: float | None = None, info: RateLimitInfo | None = None
     ) -> None:
         """Account for the answer of an acquired request (call exactly once per acquire)."""
-        self._in_flight = max(0, self._in_flight - 1)
+        now = self._clock()
+        ticket = self._take_ticket()
+        seq, sent = (ticket.seq, ticket.sent) if ticket is not None else (self._seq, now)
+        self._answer_came()
+        if info is not None:
+            self._note_headers(info, seq, sent, now)
+        if self._watch is not None and seq >= self._watch[0]:
+            if seq == self._watch[0]:
+                self._watch = (seq, sent, now)
+            if status != 429:
+                self._watch_ok += 1
         if status == 429:
             self._responses_429 += 1
-        now = self._clock()
-        if info is not None:
-            # The server counted this request; the others still in flight may not be counted yet,
-            # so assume the worst and keep them out of the budget.
-            budget = info.remaining - self._in_flight
-            window_end = now + info.reset_after
-            if (
-                self._remaining is None
-                or window_end > self._window_end + 1.0
-                or budget < self._remaining
-            ):
-                self._remaining = budget
-            self._window_end = max(self._window_end, window_end) if budget <= 0 else window_end
-        if retry_after is not None:
+            self._learn(seq, sent, now, retry_after, info)
+        elif self._limit is not None and now - self._calm_since >= self._limit.window:
+            self._calm_window(now)
+        if retry_after is not None and retry_after > 0:
             self.cool_down(retry_after)
+        await self._share_deadline()
+
+    def _note_headers(self, info: RateLimitInfo, seq: int, sent: float, now: float) -> None:
+        """Budget and window end from ``RateLimit-*``; the announced limit."""
+        if self._report_seq is not None and seq < self._report_seq:
+            return  # an older request answered late: the budget is already newer
+        new_window = (
+            self._report_seq is None
+            or info.remaining > self._report_remaining
+            or sent >= self._window_end
+        )
+        end = now + info.reset_after  # the server's clock <= ours at the answer: upper bound
+        if new_window:
+            if info.limit is not None and info.remaining == info.limit - 1:
+                if self._opener is not None:  # two openers: the window is no longer than this
+                    self._window_bound = min(self._window_bound, now - self._opener[0])
+                self._opener = (sent, now)
+            else:
+                self._opener = None
+            self._window_end = end
+        else:
+            self._window_end = min(self._window_end, end)
+        if self._opener is not None and self._window_bound < math.inf:
+            self._window_end = min(self._window_end, self._opener[1] + self._window_bound)
+        self._report_seq, self._report_remaining = seq, info.remaining
+        if info.limit is not None and info.limit > 0:
+            window = info.window
+            if window is None:
+                # Announced limits count per window; its length is what reset said at the
+                # window's first request (whole seconds), or what two openers bound.
+                previous = self._limit.window if self._limit is not None else math.inf
+                if self._opener is not None and info.remaining == info.limit - 1:
+                    previous = min(previous, max(info.reset_after, MIN_WINDOW))
+                window = min(previous, self._window_bound)
+                if window == math.inf:
+                    window = max(info.reset_after, 1.0)
+            self._set_limit(float(info.limit), max(window, MIN_WINDOW), "announced")
+
+    def _set_limit(self, requests: float, window: float, source: str) -> None:
+        known = self._limit
+        if known is not None and (known.requests, known.window, known.source) == (
+            requests,
+            window,
+            source,
+        ):
+            return
+        self._limit = SharedLimit(
+            requests=requests, window=window, source=source, updated=self._wall()
+        )
+        self._fraction = ANNOUNCED_FRACTION if source == "announced" else LEARNED_FRACTION
+        self._calm_since = self._clock()
+
+    def _learn(
+        self,
+        seq: int,
+        sent: float,
+        now: float,
+        retry_after: float | None,
+        info: RateLimitInfo | None,
+    ) -> None:
+        """A 429: what it teaches of the limit (once per watched window)."""
+        self._calm_since, self._probes = now, 0
+        if info is not None and info.limit is not None:
+            return  # announced: the budget rules already hold everyone until the window ends
+        self._watch_from = max(self._watch_from, now + max(retry_after or 0.0, 0.0))
+        watch = self._watch
+        if watch is None or seq < watch[0]:
+            return  # this window was learned from already, or began before what we watched
+        self._watch = None
+        first_seq, first_sent, first_answered = watch
+        # Requests arrive in the order they leave: those sent before this one in the window
+        # were counted (some of their answers may still be on the way).
+        answered = max(self._watch_ok, seq - first_seq)
+        if answered < 1:
+            self._slow_down()
+            return
+        opened_by = first_answered if first_answered is not None else now
+        if retry_after is None or retry_after <= 0:
+            # No deadline to bound the window: pace at a fraction of what was achieved.
+            window = max(now - first_sent, MIN_WINDOW)
+            self._set_limit(float(answered), window / BACKOFF, "learned")
+            return
+        # The window opened between our first request's sending and its answer; it ends
+        # after the 429's request left (+ retry_after - 1: Retry-After rounds up) and by the
+        # 429's answer + retry_after.
+        low = max(sent + retry_after - 1.0 - opened_by, sent - opened_by, MIN_WINDOW / 2)
+        high = max(now + retry_after - first_sent, MIN_WINDOW)
+        self._window_low = max(self._window_low, low)
+        whole = math.floor(high)
+        window = float(whole) if whole > self._window_low and whole >= 1 else high
+        self._set_limit(float(answered), window, "learned")
+
+    def _slow_down(self) -> None:
+        known = self._limit
+        if known is not None:
+            self._set_limit(known.requests * BACKOFF, known.window, known.source)
+
+    def _calm_window(self, now: float) -> None:
+        """A window's worth of time without a 429: raise a learned pace a little."""
+        assert self._limit is not None
+        self._calm_since = now
+        if self._limit.source != "learned":
+            return
+        if self._fraction < LEARNED_FRACTION_MAX:
+            self._fraction = min(LEARNED_FRACTION_MAX, self._fraction + FRACTION_STEP)
+            return
+        self._probes += 1
+        if self._probes >= PROBE_EVERY:
+            self._probes = 0
+            fraction = self._fraction
+            self._set_limit(self._limit.requests * 1.01, self._limit.window, "learned")
+            self._fraction = fraction
+
+    # -- cooldowns ------------------------------------------------------------------------------
 
     def cool_down(self, seconds: float) -> None:
         """Forbid every request for ``seconds`` (extends, never shortens, a current cooldown)."""
@@ -246,17 +524,10 @@ class RateGate:
         if deadline > self._deadline:
             if self._deadline <= now:
                 self.cooldowns += 1
-                self._cooldown_started = now
             self._deadline = deadline
+            self._deadline_to_share = deadline + (self._wall() - now)
 
-    def snapshot(self) -> RateSnapshot:
-        active = self._last - self._first
-        return RateSnapshot(
-            requests=self._requests,
-            responses_429=self._responses_429,
-            request_rate=(self._requests - 1) / active if active > 0 else 0.0,
-            limit=self._max_rate,
-            limit_source="configured" if self._max_rate is not None else None,
-            cooldowns=self.cooldowns,
-            waited=self.waited,
-        )
+    async def _share_deadline(self) -> None:
+        until, self._deadline_to_share = self._deadline_to_share, 0.0
+        if until:
+            await self._store.extend_deadline(until)

@@ -352,6 +352,7 @@ async def _demo(
                     )
                     missing += sum(1 for d in item.get("documents") or [] if not d.get("present"))
             report = scan.report
+            rate = client._gate.snapshot()
         server = await sim.stats()
     elapsed = time.monotonic() - started
     table = Table(title="Dossier scan", show_header=False)
@@ -368,6 +369,12 @@ async def _demo(
         "429s honoured",
         f"{server['rate_limited']} (requests before a Retry-After deadline: "
         f"{server['early_requests']})",
+    )
+    table.add_row(
+        "rate limit used",
+        f"{rate.request_rate:.1f} requests/s of {rate_limit} allowed "
+        f"({rate.request_rate / rate_limit:.0%}); pacing by the limit "
+        + (f"{rate.limit_source}: {rate.limit:.1f}/s" if rate.limit else "still unknown"),
     )
     table.add_row(
         "retries", ", ".join(f"{k}: {v}" for k, v in sorted(report.retries.items())) or "none"

@@ -1,0 +1,225 @@
+"""Efficiency under a rate limit: the share of the allowed rate a client reaches, and at
+what price in 429s and early requests.
+
+The simulator (a process of its own, pages cached so rendering is never the bottleneck)
+allows ``limit`` requests per 1 s window per session, each window opened by the first
+request after the previous one ended (as API Entreprise counts), 20 ms latency. Each run
+sends ``windows x limit`` page requests at concurrency 16 and divides the achieved rate
+(answered pages / elapsed) by ``limit / window``. Compared in the same run, interleaved:
+
+- eattest_async with ``RateLimit-*`` headers, and without any (it must learn the limit);
+- a 20-line token bucket at 0.98 x the true rate (it is told the limit, honours
+  ``Retry-After``), over aiohttp, parsing each page with orjson as a client must.
+
+The simulator's own counters judge: 429s sent, and requests that arrived before an
+announced ``Retry-After`` deadline (``early_requests``: what gets an IP banned).
+
+``python -m benchmarks.efficiency [--quick] [--windows N]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import time
+from typing import Any
+
+import aiohttp
+import anyio
+import orjson
+
+import eattest_async as ea
+from eattest_async.simulator import SimulatorProcess
+
+LATENCY = 0.02
+WINDOW = 1.0
+CONCURRENCY = 16
+PAGES = {100: 100, 1000: 30}  # distinct pages by page size, cycled through, all cached
+LIMITS = (20, 60, 200)
+PAGE_SIZES = (100, 1000)
+
+
+class TokenBucket:
+    """The baseline: evenly spaced slots at ``rate`` requests/s (no burst)."""
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate
+        self.next = 0.0
+
+    async def take(self) -> None:
+        now = time.monotonic()
+        slot = max(now, self.next)
+        self.next = slot + self.interval
+        await asyncio.sleep(slot - now)
+
+
+async def baseline(sim: SimulatorProcess, limit: int, page_size: int, total: int) -> float:
+    """Seconds for ``total`` answered pages, paced by :class:`TokenBucket` at 0.98 x."""
+    async with aiohttp.ClientSession() as http:
+        form = {
+            "client_id": "ea-api-edge",
+            "grant_type": "password",
+            "username": sim.username,
+            "password": sim.password,
+        }
+        async with http.post(sim.values["EATTEST_TOKEN_URL"], data=form) as response:
+            token = (await response.json())["access_token"]
+        url = f"{sim.base_url}/account/{sim.values['EATTEST_ACCOUNT_ID']}/dossiers"
+        headers = {"Authorization": f"Bearer {token}"}
+        bucket = TokenBucket(0.98 * limit / WINDOW)
+        done = 0
+        started = time.monotonic()
+
+        async def worker() -> None:
+            nonlocal done
+            while done < total:
+                await bucket.take()
+                params = {"page": str(done % PAGES[page_size]), "pageSize": str(page_size)}
+                async with http.get(url, params=params, headers=headers) as response:
+                    body = await response.read()
+                    if response.status == 429:
+                        await asyncio.sleep(float(response.headers.get("Retry-After", "1")))
+                        continue
+                    orjson.loads(body)
+                    done += 1
+
+        await asyncio.gather(*(worker() for _ in range(CONCURRENCY)))
+        return time.monotonic() - started
+
+
+async def ours(sim: SimulatorProcess, page_size: int, total: int) -> tuple[float, Any]:
+    """Seconds for ``total`` answered pages through scans (raw), and the gate's snapshot."""
+    client = ea.Client(sim.environment, username=sim.username, password=sim.password)
+    async with client:
+        await client.account_id()  # sign in outside the timing
+        done = 0
+        started = time.monotonic()
+
+        halfway = anyio.Event()
+
+        async def scanner(second: bool) -> None:
+            # Two scans, the second half a scan behind: one's start-up covers the other's tail.
+            nonlocal done
+            if second:
+                await halfway.wait()
+            while done < total:
+                scan = client.dossiers.scan(
+                    page_size=page_size, concurrency=CONCURRENCY // 2, raw=True
+                )
+                count = 0
+                try:
+                    async for _ in scan:
+                        count += 1
+                        if count == page_size:
+                            count = 0
+                            done += 1
+                            if done >= PAGES[page_size] // 2:
+                                halfway.set()
+                            if done >= total:
+                                break
+                except ea.EattestError:  # a page given up on: the scan starts over
+                    continue
+
+        await asyncio.gather(scanner(False), scanner(True))
+        elapsed = time.monotonic() - started
+        gate = client._gate
+        snapshot = gate.snapshot() if hasattr(gate, "snapshot") else None
+    return elapsed, snapshot
+
+
+async def one_limit(limit: int, page_size: int, windows: int) -> dict[str, Any]:
+    total = windows * limit
+    allowed = limit / WINDOW
+    results: dict[str, Any] = {}
+    async with SimulatorProcess(
+        "--dossiers",
+        str(PAGES[page_size] * page_size),
+        "--latency",
+        str(LATENCY),
+        "--page-cache-mb",
+        str(max(64, PAGES[page_size] * page_size * 3 // 1000)),
+        "--rate-limit",
+        str(limit),
+        "--rate-window",
+        str(WINDOW),
+    ) as sim:
+        # Warm the page cache without a limit (the timing starts with every page cached).
+        await sim.set_faults(rate_limit=None)
+        await ours(sim, page_size, 2 * PAGES[page_size])
+        runs: dict[str, Any] = {
+            "token bucket 0.98x": lambda: baseline(sim, limit, page_size, total),
+            "eattest_async, headers": lambda: ours(sim, page_size, total),
+            "eattest_async, no headers": lambda: ours(sim, page_size, total),
+        }
+        for name, run in runs.items():
+            await sim.set_faults(
+                rate_limit=limit,
+                rate_window=WINDOW,
+                ratelimit_headers="none" if "no headers" in name else "draft",
+            )
+            await sim.reset()
+            outcome = await run()
+            elapsed, snapshot = outcome if isinstance(outcome, tuple) else (outcome, None)
+            stats = await sim.stats()
+            results[name] = {
+                "efficiency": total / elapsed / allowed,
+                "seconds": elapsed,
+                "pages": total,
+                "429s": stats["rate_limited"],
+                "early requests": stats["early_requests"],
+            }
+            if snapshot is not None:
+                results[name]["gate"] = {
+                    "request_rate": snapshot.request_rate,
+                    "limit": snapshot.limit,
+                    "limit_source": snapshot.limit_source,
+                }
+    return results
+
+
+async def measure(*, quick: bool = False, windows: int = 10) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for page_size in PAGE_SIZES[:1] if quick else PAGE_SIZES:
+        for limit in LIMITS:
+            results[f"{limit}/s, pages of {page_size}"] = await one_limit(limit, page_size, windows)
+    return results
+
+
+def rows(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
+    """(name, figure, target, met) for the benchmarks table."""
+    out = []
+    for case, runs in results.items():
+        base = runs["token bucket 0.98x"]["efficiency"]
+        for name, r in runs.items():
+            figure = (
+                f"{r['efficiency']:.3f} of allowed ({r['efficiency'] / base:.2f} x bucket), "
+                f"{r['429s']} 429s, {r['early requests']} early"
+            )
+            if name.endswith(", headers"):
+                target = ">= 0.95, <= 1 429, 0 early"
+                met = r["efficiency"] >= 0.95 and r["429s"] <= 1 and r["early requests"] == 0
+            elif name.endswith("no headers"):
+                target = ">= 0.90, <= 3 429s, 0 early"
+                met = r["efficiency"] >= 0.90 and r["429s"] <= 3 and r["early requests"] == 0
+            else:
+                target, met = "", None
+            out.append((f"7. limit {case}: {name}", figure, target, met))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.efficiency")
+    parser.add_argument("--quick", action="store_true", help="pages of 100 only")
+    parser.add_argument("--windows", type=int, default=10)
+    args = parser.parse_args()
+    results = asyncio.run(measure(quick=args.quick, windows=args.windows))
+    print("| benchmark | figure | target | met |\n|---|---|---|---|")
+    for name, figure, target, met in rows(results):
+        verdict = "" if met is None else ("yes" if met else "NO")
+        print(f"| {name} | {figure} | {target} | {verdict} |")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,351 @@
+"""The rate gate: pure pacing logic on a virtual clock, plus one loopback scan.
+
+The virtual-time rig runs many tasks against a fixed-window server model (the simulator's
+rules: the first request after a window ended opens the next one; past ``limit``, 429 with
+``Retry-After`` rounded up to whole seconds) with no real waiting at all.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+from collections.abc import Awaitable, Callable
+
+import anyio
+import anyio.lowlevel
+import pytest
+
+import eattest_async as ea
+from eattest_async._protocol import RateLimitInfo, parse_ratelimit
+from eattest_async._ratelimit import LocalGateStore, RateGate
+from eattest_async.simulator import Simulator
+
+from .conftest import client_for
+
+pytestmark = pytest.mark.anyio
+
+
+class VirtualTime:
+    """A clock that jumps to the next sleeper's wake-up once every task is blocked."""
+
+    def __init__(self) -> None:
+        self.now = 1_000_000_000.0  # wall-clock-like, so the gate's wall and clock agree
+        self._sleepers: list[tuple[float, int, anyio.Event]] = []
+        self._order = itertools.count()
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        event = anyio.Event()
+        heapq.heappush(self._sleepers, (self.now + max(seconds, 0.0), next(self._order), event))
+        await event.wait()
+
+    async def run(self, main: Callable[[], Awaitable[None]]) -> None:
+        finished = anyio.Event()
+
+        async def wrapped() -> None:
+            await main()
+            finished.set()
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(wrapped)
+            idle = 0
+            while not finished.is_set():
+                await anyio.wait_all_tasks_blocked()
+                if not self._sleepers:  # tasks ending, or waiting for nothing that comes
+                    idle += 1
+                    assert idle < 100, "every task waits for something that never comes"
+                    await anyio.lowlevel.checkpoint()
+                    continue
+                idle = 0
+                when, _, event = heapq.heappop(self._sleepers)
+                self.now = max(self.now, when)
+                event.set()
+
+    def gate(self, **options: object) -> RateGate:
+        return RateGate(clock=self.clock, wall=self.clock, sleep=self.sleep, **options)  # type: ignore[arg-type]
+
+
+class WindowServer:
+    """Fixed windows opened by the first request, ``limit`` per ``window`` seconds."""
+
+    def __init__(self, limit: int, window: float = 1.0, *, headers: bool = True) -> None:
+        self.limit, self.window, self.headers = limit, window, headers
+        self.started: float | None = None
+        self.count = 0
+        self.deadlines: list[tuple[float, float]] = []  # (answered at, deadline) of 429s
+        self.responses_429 = 0
+        self.early = 0
+        self.served: list[float] = []  # arrival times of the requests served
+
+    def handle(
+        self, arrival: float, sent: float, latency: float
+    ) -> tuple[int, float | None, RateLimitInfo | None]:
+        if any(known < sent and arrival < until for known, until in self.deadlines):
+            self.early += 1  # sent after a 429's deadline was known, before it
+        if self.started is None or arrival >= self.started + self.window:
+            self.started, self.count = arrival, 0
+        end = self.started + self.window
+        reset = float(max(0, math.ceil(end - arrival)))
+        if self.count >= self.limit:
+            wait = max(1, math.ceil(end - arrival))
+            self.deadlines.append((arrival + latency / 2, arrival + wait))
+            self.responses_429 += 1
+            info = RateLimitInfo(limit=self.limit, remaining=0, reset_after=reset)
+            return 429, float(wait), info if self.headers else None
+        self.count += 1
+        self.served.append(arrival)
+        info = RateLimitInfo(limit=self.limit, remaining=self.limit - self.count, reset_after=reset)
+        return 200, None, info if self.headers else None
+
+
+async def drive(
+    vt: VirtualTime,
+    gate: RateGate,
+    server: WindowServer,
+    *,
+    total: int,
+    workers: int = 16,
+    latency: float = 0.02,
+) -> tuple[list[float], float]:
+    """``workers`` tasks send until ``total`` requests were served.
+
+    Returns the send times and the time the ``total``-th answer came.
+    """
+    sent_times: list[float] = []
+    served = 0
+    finished = 0.0
+
+    async def worker() -> None:
+        nonlocal served, finished
+        while served < total:
+            await gate.acquire()
+            sent = vt.now
+            sent_times.append(sent)
+            await vt.sleep(latency / 2)
+            status, retry_after, info = server.handle(vt.now, sent, latency)
+            await vt.sleep(latency / 2)
+            await gate.release(status=status, retry_after=retry_after, info=info)
+            if status == 200:
+                served += 1
+                if served == total:
+                    finished = vt.now
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tasks:
+            for _ in range(workers):
+                tasks.start_soon(worker)
+
+    await vt.run(main)
+    return sent_times, finished
+
+
+@pytest.mark.parametrize("limit", [20, 60, 200])
+async def test_paces_evenly_under_announced_limit(limit: int) -> None:
+    vt = VirtualTime()
+    gate = vt.gate()
+    server = WindowServer(limit)
+    started = vt.now
+    sends, finished = await drive(vt, gate, server, total=10 * limit)
+    elapsed = finished - started
+    assert server.responses_429 == 0
+    assert server.early == 0
+    gaps = [b - a for a, b in itertools.pairwise(sorted(sends)[1:])]
+    # After the first answer (which tells the budget), no two requests leave closer than
+    # the announced rate allows: no burst, ever.
+    assert min(gaps) >= 0.999 / limit
+    assert 10 * limit / elapsed >= 0.95 * limit  # and the budget is used
+    snapshot = gate.snapshot()
+    assert snapshot.limit == limit
+    assert snapshot.limit_source == "announced"
+    assert snapshot.requests == len(sends)
+    assert snapshot.responses_429 == 0
+
+
+@pytest.mark.parametrize("limit", [20, 60, 200])
+async def test_learns_limit_from_429s_without_headers(limit: int) -> None:
+    vt = VirtualTime()
+    gate = vt.gate()
+    server = WindowServer(limit, headers=False)
+    started = vt.now
+    _, finished = await drive(vt, gate, server, total=10 * limit)
+    elapsed = finished - started
+    assert server.early == 0
+    assert server.responses_429 <= 3 * 16  # the first window's burst (all in flight) only...
+    snapshot = gate.snapshot()
+    assert snapshot.limit_source == "learned"
+    assert snapshot.limit is not None
+    assert 0.9 * limit <= snapshot.limit <= limit
+    assert 10 * limit / elapsed >= 0.90 * limit
+    # ...after which the learned pace holds: no 429 in the last eight windows.
+    assert snapshot.responses_429 == server.responses_429
+
+
+async def test_learned_pace_meets_no_further_429() -> None:
+    vt = VirtualTime()
+    gate = vt.gate()
+    server = WindowServer(60, headers=False)
+    await drive(vt, gate, server, total=120)
+    first_windows = server.responses_429
+    server.responses_429 = 0
+    await drive(vt, gate, server, total=600)
+    assert first_windows >= 1
+    assert server.responses_429 == 0
+    assert server.early == 0
+
+
+async def test_never_releases_before_a_deadline_from_any_task() -> None:
+    vt = VirtualTime()
+    gate = vt.gate()
+    released: list[float] = []
+
+    async def one() -> None:
+        await gate.acquire()
+        released.append(vt.now)
+        await gate.release(status=200)
+
+    async def main() -> None:
+        await one()  # the first answer
+        gate.cool_down(5.0)
+        deadline = vt.now + 5.0
+        async with anyio.create_task_group() as tasks:
+            for _ in range(20):
+                tasks.start_soon(one)
+        assert min(released[1:]) >= deadline
+        # A 429 answered while others wait: its Retry-After holds all of them.
+        await gate.acquire()
+        await gate.release(status=429, retry_after=3.0)
+        later = vt.now + 3.0
+        del released[:]
+        async with anyio.create_task_group() as tasks:
+            for _ in range(20):
+                tasks.start_soon(one)
+        assert min(released) >= later
+        assert gate.snapshot().cooldowns == 2
+
+    await vt.run(main)
+
+
+@pytest.mark.parametrize("retry_after", [0.0, -5.0, None])
+async def test_retry_after_zero_or_past_releases_no_herd(retry_after: float | None) -> None:
+    vt = VirtualTime()
+    gate = vt.gate()
+    released: list[float] = []
+
+    async def one(status: int = 200) -> None:
+        await gate.acquire()
+        released.append(vt.now)
+        await vt.sleep(0.01)
+        await gate.release(status=status, retry_after=retry_after)
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tasks:
+            for _ in range(10):
+                tasks.start_soon(one)
+        await one(429)
+        del released[:]
+        async with anyio.create_task_group() as tasks:
+            for _ in range(10):
+                tasks.start_soon(one)
+        gaps = [b - a for a, b in itertools.pairwise(released)]
+        assert min(gaps) > 0  # paced, not everyone at once
+
+    await vt.run(main)
+
+
+async def test_max_rate_holds_before_any_answer() -> None:
+    vt = VirtualTime()
+    gate = vt.gate(max_rate=4.0)
+    released: list[float] = []
+
+    async def one() -> None:
+        await gate.acquire()
+        released.append(vt.now)
+        await gate.release(status=200)
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tasks:
+            for _ in range(9):
+                tasks.start_soon(one)
+
+    await vt.run(main)
+    gaps = [b - a for a, b in itertools.pairwise(released)]
+    assert min(gaps) >= 0.25 - 1e-9
+    assert gate.snapshot().limit == 4.0
+    assert gate.snapshot().limit_source == "configured"
+
+
+async def test_a_first_request_without_answer_holds_the_others_one_second_at_most() -> None:
+    vt = VirtualTime()
+    gate = vt.gate()
+
+    async def main() -> None:
+        await gate.acquire()  # the first request, still without an answer
+        started = vt.now
+        await gate.acquire()
+        assert vt.now == pytest.approx(started + 1.0)
+
+    await vt.run(main)
+
+
+async def test_raises_at_once_when_the_deadline_cannot_be_met() -> None:
+    vt = VirtualTime()
+    gate = vt.gate()
+
+    async def main() -> None:
+        await gate.acquire()
+        await gate.release(status=429, retry_after=10.0)
+        before = vt.now
+        with pytest.raises(ea.RateLimitError) as caught:
+            await gate.acquire(deadline=vt.now + 2.0)
+        assert vt.now == before  # no waiting in vain
+        assert caught.value.retry_after == pytest.approx(10.0)
+        await gate.acquire(deadline=vt.now + 11.0)  # this one can make it, and waits
+        assert vt.now == pytest.approx(before + 10.0)
+
+    await vt.run(main)
+
+
+async def test_two_gates_on_one_store_share_the_deadline() -> None:
+    """What a shared (Redis) store gives several processes: one deadline for all."""
+    vt = VirtualTime()
+    store = LocalGateStore()
+    first, second = vt.gate(store=store), vt.gate(store=store)
+
+    async def main() -> None:
+        await first.acquire()
+        await first.release(status=429, retry_after=4.0)
+        until = vt.now + 4.0
+        await second.acquire()
+        assert vt.now >= until
+
+    await vt.run(main)
+
+
+def test_limits_max_rate_is_validated() -> None:
+    assert ea.Limits(max_rate=1000 / 60).max_rate == pytest.approx(16.667, abs=1e-3)
+    for bad in (0, -1.0, float("nan"), float("inf"), True, "10"):
+        with pytest.raises(ea.InvalidInputError):
+            ea.Limits(max_rate=bad)  # type: ignore[arg-type]
+
+
+def test_ietf_policy_window_is_read() -> None:
+    info = parse_ratelimit(
+        {"RateLimit-Policy": '"default";q=100;w=60', "RateLimit": '"default";r=40;t=12'}, 0.0
+    )
+    assert info == RateLimitInfo(limit=100, remaining=40, reset_after=12.0, window=60.0)
+
+
+async def test_scan_under_announced_limit_meets_no_429_and_no_early_request() -> None:
+    async with Simulator(dossiers=3000, seed=3) as sim, client_for(sim) as client:
+        sim.faults.rate_limit, sim.faults.rate_window = 100, 1.0
+        sim.faults.latency = 0.01
+        items = [d async for d in client.dossiers.scan(page_size=10, concurrency=16, raw=True)]
+        assert len(items) == 3000
+        assert sim.stats.early_requests == 0
+        assert sim.stats.rate_limited <= 1
+        snapshot = client._gate.snapshot()
+        assert snapshot.limit_source == "announced"
+        assert snapshot.limit == 100

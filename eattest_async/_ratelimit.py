@@ -53,10 +53,10 @@ class RateSnapshot:
 
 @attrs.frozen(kw_only=True)
 class SharedLimit:
-    """A limit worth sharing between processes: ``requests`` per ``window`` seconds.
+    """A limit known to the gate: ``requests`` per ``window`` seconds.
 
     ``source`` is "announced" (RateLimit headers) or "learned" (from 429s); ``updated`` is
-    the wall-clock time it was established, so that the newest knowledge wins.
+    the wall-clock time it was established.
     """
 
     requests: float
@@ -101,15 +101,6 @@ class GateStore(Protocol):
         """The cooldown deadline in force (0.0 when none was ever set)."""
         ...
 
-    async def publish_limit(self, limit: SharedLimit) -> None:
-        """Share what was announced or learned; kept when ``limit.updated`` is not older
-        than the stored one's."""
-        ...
-
-    async def limit(self) -> SharedLimit | None:
-        """The newest shared limit, if any."""
-        ...
-
 
 class LocalGateStore:
     """:class:`GateStore` in this process (the default): plain attributes, no awaiting
@@ -118,7 +109,6 @@ class LocalGateStore:
     def __init__(self) -> None:
         self._tat = 0.0
         self._deadline = 0.0
-        self._limit: SharedLimit | None = None
 
     async def reserve(
         self, *, now: float, interval: float, not_before: float, latest: float | None = None
@@ -134,13 +124,6 @@ class LocalGateStore:
 
     async def deadline(self) -> float:
         return self._deadline
-
-    async def publish_limit(self, limit: SharedLimit) -> None:
-        if self._limit is None or limit.updated >= self._limit.updated:
-            self._limit = limit
-
-    async def limit(self) -> SharedLimit | None:
-        return self._limit
 
 
 @attrs.frozen

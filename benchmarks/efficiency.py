@@ -123,8 +123,7 @@ async def ours(sim: SimulatorProcess, page_size: int, total: int) -> tuple[float
 
         await asyncio.gather(scanner(False), scanner(True))
         elapsed = time.monotonic() - started
-        gate = client._gate
-        snapshot = gate.snapshot() if hasattr(gate, "snapshot") else None
+        snapshot = client._core.gate.snapshot()
     return elapsed, snapshot
 
 

@@ -352,7 +352,7 @@ async def _demo(
                     )
                     missing += sum(1 for d in item.get("documents") or [] if not d.get("present"))
             report = scan.report
-            rate = client._gate.snapshot()
+            rate = client._core.gate.snapshot()
         server = await sim.stats()
     elapsed = time.monotonic() - started
     table = Table(title="Dossier scan", show_header=False)

@@ -346,6 +346,6 @@ async def test_scan_under_announced_limit_meets_no_429_and_no_early_request() ->
         assert len(items) == 3000
         assert sim.stats.early_requests == 0
         assert sim.stats.rate_limited <= 1
-        snapshot = client._gate.snapshot()
+        snapshot = client._core.gate.snapshot()
         assert snapshot.limit_source == "announced"
         assert snapshot.limit == 100

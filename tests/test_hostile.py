@@ -169,6 +169,24 @@ async def test_a_dead_token_endpoint_cannot_outlive_the_deadline() -> None:
     assert server.count("/token") <= policy.attempts
 
 
+async def test_no_retry_loop_nests_in_another() -> None:
+    """A token endpoint failing with 503: one token request per attempt of the call's one
+    loop (today: 6 attempts x 6 token tries = 36 requests)."""
+
+    async def handler(request: Request, out: Writer) -> None:
+        if request.path.startswith("/token"):
+            await out.reply(503, {"error": "down"})
+        else:
+            await out.reply(200, ENVELOPE)
+
+    policy = ea.RetryPolicy(attempts=6, initial_backoff=0.01, max_backoff=0.02)
+    async with serving(handler) as server, server.client(retry=policy) as client:
+        with pytest.raises(ea.ServerError):
+            await client.dossiers.list()
+        assert client.stats.retries == {"503": 5}
+    assert server.count("/token") == policy.attempts
+
+
 async def test_ten_calls_on_a_dead_token_endpoint_share_each_renewal() -> None:
     policy = ea.RetryPolicy(deadline=1.5, initial_backoff=0.01, max_backoff=0.05)
     outcomes: list[str] = []

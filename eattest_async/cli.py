@@ -996,7 +996,11 @@ def create(
                         record(number, dossier, "unknown", error=error)
                     else:
                         record(number, dossier, "failed", codes=" ".join(error.codes), error=error)
+                    if isinstance(error, RateLimitError):
+                        raise  # the next rows would be refused too: stop, resume later
                     continue
+                except AuthenticationError:
+                    raise  # nothing more can be sent; the journal says where we are
                 except EattestError as error:  # no answer: it may or may not exist
                     record(number, dossier, "unknown", error=error)
                     continue

@@ -174,6 +174,9 @@ async def test_version_and_every_bad_flag_or_environment_is_one_line_and_exit_2(
         (["scan", "nothing"], {}),
         (["whoami"], {"EATTEST_LOG": "loud"}),
     )
+    code, script, _ = await eattest(env={"_EATTEST_COMPLETE": "bash_source"})
+    assert code == 0
+    assert "_EATTEST_COMPLETE=bash_complete" in script  # what the README tells bash to eval
     code, out, err = results[0]
     assert (code, out.strip(), err) == (0, "eattest, version 0.1.0", "")
     expected = [
@@ -520,3 +523,29 @@ async def test_an_interrupted_create_leaves_results_and_a_rerun_creates_nothing_
         assert len(creations(sim)) - before == sent_first + len(sent_again)
     finally:
         sim.faults.latency = 0.0
+
+
+async def test_create_stops_at_an_exhausted_rate_limit_and_resumes_later(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    from eattest_async.simulator import FaultAction
+
+    csv_path = tmp_path / "limited.csv"
+    references = many_rows(csv_path, "LIMITED", 5)
+    env = connection(sim)
+    await_first = len(creations(sim))
+    # The third creation meets a Retry-After longer than the client waits: exit 4, at once.
+    sim.faults.add(FaultAction(kind="delay", operation="create_dossier", times=2))  # let 2 by
+    sim.faults.add(
+        FaultAction(kind="status", status=429, retry_after=400, operation="create_dossier")
+    )
+    code, out, err = await eattest("create", "--csv", str(csv_path), env=env)
+    assert code == 4, err
+    assert "Traceback" not in err
+    assert "run the same command again" in err
+    assert not sim.faults.script
+    code, out, err = await eattest("create", "--csv", str(csv_path), env=env)
+    assert code == 0, err
+    assert "5 created, 0 failed" in out  # the 2 sent are followed, not sent again
+    assert await dossiers_named(sim, references) == dict.fromkeys(references, 1)
+    assert len(creations(sim)) - await_first == 3 + 3  # 2 created + the refused one; then 3

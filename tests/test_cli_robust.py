@@ -258,16 +258,23 @@ async def test_scan_refuses_a_bad_checkpoint_or_an_unwritable_out_before_signing
 async def scan_lines(sim: Simulator, count: int) -> list[dict[str, Any]]:
     async with client_for(sim) as client:
         items = [item async for item in client.dossiers.scan(raw=True, page_size=20)]
-    with_files = [d for d in items if any(doc.get("listFileInformation") for doc in d["documents"])]
+    with_files = [d for d in items if any(files_in(doc) for doc in d["documents"])]
     return with_files[:count]
+
+
+def files_in(document: dict[str, Any]) -> list[dict[str, Any]]:
+    """The files of a raw document, in either shape (v1.1 or v1.3)."""
+    return document.get("listFileInformation") or document.get("evidences") or []
 
 
 def files_of(dossiers: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
     return {
-        (str(d["dossierId"]), f"{doc['documentCode']}_{f['fileId']}.pdf"): f["fileSize"]
+        (str(d["dossierId"]), f"{doc['documentCode']}_{f.get('fileId', f.get('id'))}.pdf"): f[
+            "fileSize"
+        ]
         for d in dossiers
         for doc in d["documents"]
-        for f in doc["listFileInformation"]
+        for f in files_in(doc)
     }
 
 

@@ -2,7 +2,8 @@
 
 Exit codes: 0 ok, 1 API error (or some items failed, each reported), 2 usage (bad flags,
 files, encodings, paths, environment), 3 authentication, 4 rate limit exhausted,
-130 interrupted. Every error is one line on stderr; ``--debug`` shows the traceback.
+130 interrupted, 141 output closed (``| head``). Every error is one line on stderr;
+``--debug`` shows the traceback.
 
 Imports are lazy: ``eattest --help`` loads neither the HTTP machinery nor the simulator.
 """
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
     from .models import Dossier, FileInfo, NewDossier
 
 EXIT_API, EXIT_USAGE, EXIT_AUTH, EXIT_RATE, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
+EXIT_PIPE = 141  # what a shell reports for a program stopped by SIGPIPE
 
 _debug = False  # --debug (or EATTEST_DEBUG=1): tracebacks instead of one-line errors
 
@@ -59,6 +61,14 @@ def _say(message: str, *, label: str = "error", color: str = "red") -> None:
     """One line on stderr, whatever the message holds (no markup, no wrapping)."""
     line = " ".join(str(message).split())
     click.echo(click.style(f"{label}:", fg=color) + " " + line, err=True)
+
+
+def _output_closed() -> NoReturn:
+    """Whoever read our output went away (``eattest scan ... | head``): stop quietly, as a
+    program killed by SIGPIPE would, and keep Python from complaining at exit."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise SystemExit(EXIT_PIPE)
 
 
 def _fail(message: str, code: int) -> NoReturn:
@@ -234,6 +244,8 @@ class _Group(click.Group):
             return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit):
             raise
+        except BrokenPipeError:
+            _output_closed()
         except KeyboardInterrupt:
             if _debug:
                 raise
@@ -1100,6 +1112,8 @@ def _run(coroutine: Callable[[], Any]) -> None:
             raise
         _say("interrupted")
         raise SystemExit(EXIT_INTERRUPTED) from None
+    except BrokenPipeError:
+        _output_closed()
     except (EattestError, OSError, CsvError) as error:
         if _debug:
             raise

@@ -556,3 +556,20 @@ async def test_create_stops_at_an_exhausted_rate_limit_and_resumes_later(
     assert "5 created, 0 failed" in out  # the 2 sent are followed, not sent again
     assert await dossiers_named(sim, references) == dict.fromkeys(references, 1)
     assert len(creations(sim)) - await_first == 3 + 3  # 2 created + the refused one; then 3
+
+
+async def test_output_piped_to_head_stops_quietly(tmp_path: Path) -> None:
+    async with Simulator(seed=16, dossiers=1000) as big:  # far more output than a pipe holds
+        shell = (
+            f"set -o pipefail; {sys.executable} -c '{COMMAND}' scan dossiers --out - "
+            "2> err.txt | head -n 1 > first.txt"
+        )
+        process = await asyncio.create_subprocess_exec(
+            "bash", "-c", shell, cwd=tmp_path, env={**os.environ, **connection(big)}
+        )
+        assert await asyncio.wait_for(process.wait(), 120) == 141
+    assert orjson.loads((tmp_path / "first.txt").read_bytes())["dossierId"]
+    err = (tmp_path / "err.txt").read_text()
+    assert "Traceback" not in err
+    assert "Exception ignored" not in err
+    assert "error" not in err

@@ -505,8 +505,11 @@ class Core:
                 overwrite=overwrite,
             )
 
+        # Files are sent as they are (PDFs do not compress): a server that compresses anyway
+        # is still read right, its Content-Length then counting the bytes on the wire.
+        headers = {"Accept": "*/*", "Accept-Encoding": "identity"}
         return await self._authenticated(
-            request, url, {"Accept": "*/*"}, timeout=timeout, consume=consume, may_repeat=True
+            request, url, headers, timeout=timeout, consume=consume, may_repeat=True
         )
 
     async def send_token_form(

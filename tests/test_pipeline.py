@@ -4,9 +4,11 @@ proven over real loopback HTTP in test_hostile.py)."""
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import random
 from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -327,3 +329,41 @@ async def test_a_body_over_the_limit_is_refused_unread_or_cut_short() -> None:
             await core.call(REQUEST)
     assert [r.read for r in transport.responses[1:]] == [0, 2 * 64 * 1024]
     assert len(transport.sent) == 3  # never retried
+
+
+# -- the import structure ------------------------------------------------------------------
+
+
+def runtime_imports(path: Path) -> set[str]:
+    """Modules a file imports when it runs (``if TYPE_CHECKING:`` blocks left out)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    found: set[str] = set()
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for branch in node.orelse:
+                visit(branch)
+            return
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = "." * node.level + (node.module or "")
+            found.add(base)
+            found.update(f"{base}.{alias.name}" for alias in node.names)
+        for inner in ast.iter_child_nodes(node):
+            visit(inner)
+
+    visit(tree)
+    return found
+
+
+def test_aiohttp_only_in_the_transport_and_no_circle_through_the_client() -> None:
+    package = Path(ea.__file__).parent
+    for path in package.rglob("*.py"):
+        name = path.relative_to(package).as_posix()
+        imports = runtime_imports(path)
+        if not (name == "_transport.py" or name.startswith("simulator/")):
+            assert not any(i == "aiohttp" or i.startswith("aiohttp.") for i in imports), name
+        # Only the entry points hold a Client; the pipeline and resources never reach back.
+        if name not in ("__init__.py", "cli.py", "fastapi.py"):
+            assert not any(i.endswith("_client") for i in imports), name

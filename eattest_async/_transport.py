@@ -182,7 +182,12 @@ class AiohttpTransport:
                 limit=self._max_connections, ssl=self._ssl if self._ssl is not None else True
             )
             self._session = aiohttp.ClientSession(
-                connector=connector, headers={"User-Agent": self._user_agent}, auto_decompress=True
+                connector=connector,
+                headers={"User-Agent": self._user_agent},
+                auto_decompress=True,
+                # The API authenticates by token: a server's cookies are not kept (a jar
+                # would grow with every Set-Cookie a hostile server invents).
+                cookie_jar=aiohttp.DummyCookieJar(),
             )
         elif getattr(self._session, "closed", False):
             raise ClientClosedError("the injected aiohttp session is closed")

@@ -69,7 +69,8 @@ class Writer:
 
     async def head(self, status: int, headers: dict[str, str] | None = None) -> None:
         lines = [f"HTTP/1.1 {status} X"]
-        lines += [f"{k}: {v}" for k, v in (headers or {}).items()]
+        # "Set-Cookie7": a repeated header, numbered only to fit in a dict
+        lines += [f"{k.rstrip('0123456789')}: {v}" for k, v in (headers or {}).items()]
         lines.append("Connection: close")
         await self.raw(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1"))
 

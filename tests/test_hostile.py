@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import anyio
+import orjson
 import pytest
 
 import eattest_async as ea
@@ -78,6 +79,27 @@ async def test_token_and_error_bodies_have_smaller_limits() -> None:
         with pytest.raises(ea.ResponseTooLargeError, match="limit of 1048576"):
             await client.dossiers.list()
     assert server.count("/token") == 1
+
+
+async def test_cookies_a_server_invents_are_not_kept() -> None:
+    calls = 0
+
+    async def handler(request: Request, out: Writer) -> None:
+        nonlocal calls
+        calls += 1
+        cookies = {f"Set-Cookie{i}": f"c{calls}x{i}=v; Path=/" for i in range(50)}
+        data = orjson.dumps(token_answer() if request.path.startswith("/token") else ENVELOPE)
+        head = {"Content-Type": "application/json", "Content-Length": str(len(data))}
+        await out.head(200, {**head, **cookies})
+        await out.raw(data)
+
+    async with serving(handler) as server, server.client() as client:
+        for _ in range(20):
+            await client.dossiers.list()
+        session = client._transport._session
+        assert session is not None
+        assert len(session.cookie_jar) == 0
+    assert all("Cookie" not in r.headers for r in server.requests)
 
 
 # -- 2. bounded disk -----------------------------------------------------------------------

@@ -210,6 +210,9 @@ class TokenManager:
         self._failure: EattestError | None = None  # how the last renewal failed, if it did
         self._failed_at = -math.inf
         self._recent: collections.deque[Token] = collections.deque(maxlen=4)
+        # The token the server last refused: never handed out again, even if its renewal
+        # failed (the call's next attempt renews instead of sending it back).
+        self._refused: Token | None = None
         self.grants: collections.Counter[str] = collections.Counter()
 
     def __repr__(self) -> str:
@@ -235,12 +238,14 @@ class TokenManager:
         hands it to the rate gate; the call's cancel scope bounds the rest.
         """
         token = self._token
-        if token is not None and token.fresh(self._clock()):
+        if token is not None and token is not self._refused and token.fresh(self._clock()):
             return token
-        return await self._renew_once(refused=None, deadline=deadline)
+        return await self._renew_once(refused=self._refused, deadline=deadline)
 
     async def replace(self, failed: Token, *, deadline: float) -> Token:
         """After a 401 with ``failed``: renew it unless another task already has."""
+        if failed is self._token:
+            self._refused = failed
         return await self._renew_once(refused=failed, deadline=deadline)
 
     async def _renew_once(self, *, refused: Token | None, deadline: float) -> Token:

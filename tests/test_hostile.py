@@ -502,6 +502,30 @@ async def test_a_refused_refresh_falls_back_to_the_password_grant_once(
     assert grants == ["password", "refresh_token", "password"]
 
 
+async def test_a_renewal_that_fails_once_is_retried_not_the_refused_token() -> None:
+    """A 401, then the token endpoint fails once (503): the call's next attempt renews
+    again instead of sending the refused token back."""
+    grants: list[str] = []
+
+    async def handler(request: Request, out: Writer) -> None:
+        if request.path.startswith("/token"):
+            grants.append(request.form["grant_type"])
+            if len(grants) == 2:
+                await out.reply(503, {"error": "busy"})
+            else:
+                await out.reply(200, token_answer(len(grants)))
+        elif request.headers.get("Authorization") == f"Bearer {access_token(1)}":
+            await out.reply(401, {"error": "revoked"})
+        else:
+            await out.reply(200, ENVELOPE)
+
+    async with serving(handler) as server, server.client(account_id=ACCOUNT_ID) as client:
+        await client.dossiers.list()
+        assert client.stats.retries == {"503": 1}
+    assert grants == ["password", "refresh_token", "refresh_token"]
+    assert server.count("/api") == 2
+
+
 def test_a_client_used_from_another_event_loop_is_a_clear_error() -> None:
     async def first_loop() -> ea.Client:
         async with aiohttp.ClientSession() as session, serving() as server:

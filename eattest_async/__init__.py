@@ -29,10 +29,12 @@ from ._exceptions import (
     UnexpectedResponseError,
     ValidationError,
 )
-from ._pagination import Checkpoint, Scan, ScanProgress, ScanReport
+from ._pagination import Scan, ScanProgress, ScanReport
+from ._sync import Changes
 from .models import (
     Account,
     AccountStatistics,
+    Checkpoint,
     Document,
     Dossier,
     DossierProcess,
@@ -51,6 +53,7 @@ from .models import (
     Thirdparty,
     ThirdpartyDetails,
     ThirdpartyUser,
+    Watermark,
 )
 
 __version__ = "0.1.0"
@@ -60,6 +63,7 @@ __all__ = [
     "AccountStatistics",
     "ApiError",
     "AuthenticationError",
+    "Changes",
     "Checkpoint",
     "Client",
     "ClientClosedError",
@@ -111,5 +115,6 @@ __all__ = [
     "UnauthorizedError",
     "UnexpectedResponseError",
     "ValidationError",
+    "Watermark",
     "__version__",
 ]

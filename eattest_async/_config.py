@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from ._exceptions import InvalidInputError
+from ._validation import check_concurrency
 
 __all__ = ["Environment", "Limits", "RetryPolicy", "Timeouts", "is_loopback_host"]
 
@@ -186,8 +187,7 @@ class Limits:
     def __attrs_post_init__(self) -> None:
         if self.max_connections < 1:
             raise InvalidInputError("max_connections", "must be >= 1")
-        if self.scan_concurrency < 1:
-            raise InvalidInputError("scan_concurrency", "must be >= 1")
+        check_concurrency(self.scan_concurrency, "scan_concurrency")
         if self.max_rate is not None and (
             isinstance(self.max_rate, bool)
             or not isinstance(self.max_rate, (int, float))

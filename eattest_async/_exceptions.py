@@ -37,7 +37,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ._pagination import Checkpoint
+    from .models.scans import Checkpoint
 
 __all__ = [
     "ApiError",
@@ -237,14 +237,12 @@ class ProcessTimeoutError(EattestError, builtins.TimeoutError):
 class ScanError(EattestError):
     """A paginated scan stopped on a page that kept failing.
 
-    ``completed_pages`` lists the pages fully delivered; ``checkpoint`` can be passed as
-    ``resume_from=`` to fetch only the rest. The original error is ``__cause__``.
+    ``checkpoint`` holds what was delivered (``checkpoint.done``: ranges of positions in
+    the listing); pass it as ``resume_from=`` to fetch only the rest. The original error
+    is ``__cause__``.
     """
 
-    def __init__(
-        self, message: str, *, completed_pages: Sequence[int], checkpoint: Checkpoint
-    ) -> None:
-        self.completed_pages = tuple(completed_pages)
+    def __init__(self, message: str, *, checkpoint: Checkpoint) -> None:
         self.checkpoint = checkpoint
         super().__init__(message)
 

@@ -1,37 +1,40 @@
-"""Scan[T]: walk every page of a list operation concurrently, each item exactly once.
+"""Scan[T]: every item of a list operation exactly once, or a clear error, or an honest report.
 
-The first pages go out together (``prefetch``); the first answer gives ``totalElements``
-and the plan of the rest, fetched by up to ``concurrency`` tasks while the consumer reads,
-within a window of ``2 x concurrency`` pages and never more than 3,000 items ahead (so
-memory stays bounded whatever the total and the page size, and a slow consumer slows the
-fetching down). Every request passes the client's rate gate and retry loop.
+What to ask for and what each answer means is decided by the pure :class:`ScanPlan`
+(``_scanplan.py``); this driver only keeps tasks and the iterator's lifetime:
 
-If ``totalElements`` moves during the scan (dossiers created or deleted meanwhile), items
-may shift across page boundaries: the scan re-plans the tail, then re-reads the pages read
-before the last change and drops what it already delivered (by id). The report tells.
+- up to ``concurrency`` requests in flight, always, while the consumer keeps up; what is
+  held ahead of the consumer (answers structured and waiting) is bounded by items
+  (``max(3,000, concurrency x page size)``): past it, no new request leaves until the
+  consumer catches up, so memory follows the consumer's lag, not the total;
+- each answer is deduplicated by id and structured in its own task as soon as it arrives
+  (structuring overlaps the network waits of the others), then handed over as a batch
+  (``scan.batches()``) or item by item (``async for``);
+- every request passes the client's rate gate and retry loop.
 
 Cleanup: the background fetches belong to the iteration. Leaving the loop by ``break``
 releases them as soon as the iterator is dropped (asyncio finalises the generator); for
 a deterministic end, use ``async with client.dossiers.scan(...) as scan`` or
 ``await scan.aclose()``. Cancellation and errors clean up at once.
+
+At the end, ``scan.report.complete`` is True only when every item the server last
+announced was delivered once; otherwise ``scan.report.problems`` says why.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import math
 import time
 import weakref
-from array import array
 from collections.abc import (
     AsyncGenerator,
     AsyncIterator,
     Awaitable,
     Callable,
     Hashable,
-    Iterator,
-    Sequence,
+    Iterable,
 )
 from types import TracebackType
 from typing import Any, Generic, Literal, TypeVar
@@ -39,8 +42,11 @@ from typing import Any, Generic, Literal, TypeVar
 import anyio
 import attrs
 
-from ._exceptions import EattestError, InvalidInputError, ScanError
+from ._exceptions import EattestError, InvalidInputError, ScanError, UnexpectedResponseError
 from ._protocol import Envelope
+from ._scanplan import PageAnswer, PageRequest, Received, ScanPlan
+from ._validation import check_concurrency
+from .models.scans import Checkpoint
 
 __all__ = ["Checkpoint", "Scan", "ScanProgress", "ScanReport"]
 
@@ -49,53 +55,19 @@ logger = logging.getLogger("eattest_async")
 T = TypeVar("T")
 
 Order = Literal["page", "completed"]
-_MAX_REPAIR_ROUNDS = 3
 _STRUCTURE_SLICE = 32
-# Items fetched ahead of the consumer at most: it bounds memory whatever the page size
-# (pages of 1000 dossiers are about 5 MB each as models, with an 8 MB transient to decode).
-_BUFFERED_ITEMS = 3000
-
-
-@attrs.frozen(kw_only=True)
-class Checkpoint:
-    """Where a scan stands: the pages fully delivered. ``to_json()``/``from_json()`` persist it."""
-
-    operation: str
-    filters: tuple[tuple[str, str], ...]
-    page_size: int
-    total_elements: int | None
-    done_pages: frozenset[int]
-
-    def to_json(self) -> dict[str, Any]:
-        """A JSON-serialisable form, for ``orjson.dumps``/``json.dumps`` and ``from_json``."""
-        return {
-            "version": 1,
-            "operation": self.operation,
-            "filters": [list(f) for f in self.filters],
-            "page_size": self.page_size,
-            "total_elements": self.total_elements,
-            "done_pages": sorted(self.done_pages),
-        }
-
-    @classmethod
-    def from_json(cls, data: dict[str, Any]) -> Checkpoint:
-        try:
-            return cls(
-                operation=str(data["operation"]),
-                filters=tuple((str(k), str(v)) for k, v in data["filters"]),
-                page_size=int(data["page_size"]),
-                total_elements=None
-                if data["total_elements"] is None
-                else int(data["total_elements"]),
-                done_pages=frozenset(int(p) for p in data["done_pages"]),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise InvalidInputError("resume_from", f"not a scan checkpoint ({exc})") from None
+# Items structured and waiting for the consumer, at least (see the module docstring).
+_AHEAD_ITEMS = 3000
 
 
 @attrs.frozen(kw_only=True)
 class ScanProgress:
-    """A snapshot of a running scan (also passed to ``on_progress``)."""
+    """A snapshot of a running scan (also passed to ``on_progress``).
+
+    The rate figures are the client's (every request it sends): ``request_rate`` achieved
+    requests/s, ``rate_limit`` requests/s (announced, learned or configured: see
+    ``rate_limit_source``; None when unknown), ``responses_429`` met during the scan.
+    """
 
     pages_done: int
     pages_total: int | None
@@ -104,11 +76,21 @@ class ScanProgress:
     retries: dict[str, int]
     cooldown_remaining: float
     elapsed: float
+    request_rate: float = 0.0
+    rate_limit: float | None = None
+    rate_limit_source: str | None = None
+    responses_429: int = 0
 
 
 @attrs.frozen(kw_only=True)
 class ScanReport:
-    """What a finished (or stopped) scan did."""
+    """What a finished (or stopped) scan did.
+
+    ``complete`` is True only when every item of the last announced total was delivered,
+    once; otherwise ``problems`` says why (the listing changed and kept changing, items
+    missing, the server contradicted itself, the scan stopped early) and ``missing``
+    counts the items of that total the scan did not see.
+    """
 
     complete: bool
     pages_fetched: int
@@ -120,13 +102,28 @@ class ScanReport:
     repaired_pages: int
     retries: dict[str, int]
     elapsed: float
+    missing: int = 0
+    problems: tuple[str, ...] = ()
+    page_size: int | None = None  # as the server used it
+    request_rate: float = 0.0
+    rate_limit: float | None = None
+    rate_limit_source: str | None = None
+    responses_429: int = 0
 
 
 @attrs.define
-class _PageResult(Generic[T]):
-    page: int
+class _Arrived(Generic[T]):
+    request: PageRequest
+    received: Received
     items: tuple[T, ...]
-    total: int | None
+
+
+def _json_type(value: object) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, dict):
+        return "an object"
+    return f"a {type(value).__name__}"
 
 
 class Scan(Generic[T], AsyncIterator[T]):
@@ -139,7 +136,7 @@ class Scan(Generic[T], AsyncIterator[T]):
         filters: tuple[tuple[str, str], ...],
         fetch: Callable[[int, int], Awaitable[Envelope]],
         convert: Callable[[list[Any]], tuple[T, ...]],
-        key: Callable[[T], Hashable],
+        key: Callable[[Any], Hashable | None],
         retries: Callable[[], dict[str, int]],
         cooldown: Callable[[], float],
         page_size: int,
@@ -148,18 +145,20 @@ class Scan(Generic[T], AsyncIterator[T]):
         resume_from: Checkpoint | dict[str, Any] | None = None,
         on_progress: Callable[[ScanProgress], object] | None = None,
         prefetch: int | None = None,
+        rate: Callable[[], object] | None = None,
     ) -> None:
         if order not in ("page", "completed"):
             raise InvalidInputError("order", "expected 'page' or 'completed'")
-        if (
-            isinstance(concurrency, bool)
-            or not isinstance(concurrency, int)
-            or not 1 <= concurrency <= 256
-        ):
-            raise InvalidInputError("concurrency", "expected an integer from 1 to 256")
+        concurrency = check_concurrency(concurrency, "concurrency")
         checkpoint = (
-            Checkpoint.from_json(resume_from) if isinstance(resume_from, dict) else resume_from
+            Checkpoint.from_json(resume_from)
+            if isinstance(resume_from, dict)
+            else resume_from
+            if resume_from is None or isinstance(resume_from, Checkpoint)
+            else None
         )
+        if resume_from is not None and checkpoint is None:
+            raise InvalidInputError("resume_from", "expected a Checkpoint or its to_json()")
         if checkpoint is not None:
             if checkpoint.operation != operation or checkpoint.filters != filters:
                 raise InvalidInputError("resume_from", "this checkpoint belongs to another scan")
@@ -167,46 +166,41 @@ class Scan(Generic[T], AsyncIterator[T]):
                 raise InvalidInputError(
                     "resume_from", f"the checkpoint was made with page_size {checkpoint.page_size}"
                 )
-        self._operation = operation
-        self._filters = filters
-        self._fetch = fetch
-        self._convert = convert
-        self._key = key
-        self._retries_now = retries
-        self._cooldown = cooldown
-        self.page_size = page_size
-        self.concurrency = concurrency
-        self.order: Order = order
-        self._on_progress = on_progress
         if prefetch is not None and (
             isinstance(prefetch, bool)
             or not isinstance(prefetch, int)
             or not 1 <= prefetch <= concurrency
         ):
             raise InvalidInputError("prefetch", "expected an integer from 1 to concurrency")
-        # Pages ahead of the consumer (in flight or waiting): 2 x concurrency, fewer when
-        # pages are large, so that memory stays O(_BUFFERED_ITEMS) whatever the page size.
-        self._window = max(2, min(2 * concurrency, _BUFFERED_ITEMS // page_size))
-        self._in_flight_max = min(concurrency, self._window)
-        self._prefetch = (
-            self._in_flight_max if prefetch is None else min(prefetch, self._in_flight_max)
+        self._operation = operation
+        self._fetch = fetch
+        self._convert = convert
+        self._key = key
+        self._retries_now = retries
+        self._cooldown = cooldown
+        self._rate = rate
+        self.page_size = page_size
+        self.concurrency = concurrency
+        self.order: Order = order
+        self._on_progress = on_progress
+        self._ahead_items = max(_AHEAD_ITEMS, concurrency * page_size)
+        self._plan = ScanPlan(
+            operation=operation,
+            filters=filters,
+            page_size=page_size,
+            lookahead=concurrency if prefetch is None else prefetch,
+            resume_from=checkpoint,
         )
-        self._done: set[int] = set(checkpoint.done_pages) if checkpoint else set()
-        self._initial_total: int | None = checkpoint.total_elements if checkpoint else None
-        self._total: int | None = self._initial_total
-        self._pages_fetched = 0
-        self._items = 0
-        self._duplicates = 0
-        self._repaired = 0
-        self._drift = False
-        self._complete = False
+        self._finished = False
         self._started: float | None = None
-        self._finished: float | None = None
+        self._stopped: float | None = None
         self._retries_at_start: dict[str, int] = {}
-        self._iterator: weakref.ref[AsyncGenerator[T, None]] | None = None
-        self._strong: AsyncGenerator[T, None] | None = None
+        self._rate_at_start: object = None
+        self._iterator: weakref.ref[AsyncGenerator[Any, None]] | None = None
+        self._strong: AsyncGenerator[Any, None] | None = None
         self._managed = False
         self._iterated = False
+        self._warned_drift = False
 
     def __repr__(self) -> str:
         return f"<Scan {self._operation} page_size={self.page_size} concurrency={self.concurrency}>"
@@ -214,20 +208,27 @@ class Scan(Generic[T], AsyncIterator[T]):
     # -- the iterator protocol ------------------------------------------------------------
 
     def __aiter__(self) -> AsyncIterator[T]:
-        return self._generator()
+        generator: AsyncIterator[T] = self._hold(self._items)
+        return generator
 
     async def __anext__(self) -> T:
         # ``await anext(scan)`` without ``async for``: the scan holds its generator itself.
-        generator = self._strong if self._strong is not None else self._generator(hold=True)
-        return await generator.__anext__()
+        generator = self._strong if self._strong is not None else self._hold(self._items, True)
+        item: T = await generator.__anext__()
+        return item
 
-    def _generator(self, *, hold: bool = False) -> AsyncGenerator[T, None]:
+    def batches(self) -> AsyncIterator[tuple[T, ...]]:
+        """The items page by page (a tuple per page, duplicates dropped): less overhead."""
+        generator: AsyncIterator[tuple[T, ...]] = self._hold(self._batches)
+        return generator
+
+    def _hold(self, factory: Callable[[], AsyncGenerator[Any, None]], hold: bool = False) -> Any:
         if self._iterated:
             raise RuntimeError(
                 "a scan is iterated once; start another (resume_from=scan.checkpoint())"
             )
         self._iterated = True
-        generator = self._run()
+        generator = factory()
         if hold or self._managed:
             # Inside ``async with`` (or driven by anext()): held here, so that leaving the
             # block, or aclose(), ends it at once.
@@ -260,271 +261,258 @@ class Scan(Generic[T], AsyncIterator[T]):
 
     def _retries(self) -> dict[str, int]:
         now = self._retries_now()
-        return {
+        out = {
             k: v - self._retries_at_start.get(k, 0)
             for k, v in now.items()
             if v - self._retries_at_start.get(k, 0)
         }
+        if self._plan.bad_pages:
+            out["bad-page"] = self._plan.bad_pages
+        return out
 
     def _elapsed(self) -> float:
         if self._started is None:
             return 0.0
-        return (self._finished or time.monotonic()) - self._started
+        return (self._stopped or time.monotonic()) - self._started
+
+    def _rate_figures(self) -> dict[str, Any]:
+        snapshot = self._rate() if self._rate is not None else None
+        if snapshot is None:
+            return {}
+        before = getattr(self._rate_at_start, "responses_429", 0)
+        return {
+            "request_rate": float(getattr(snapshot, "request_rate", 0.0)),
+            "rate_limit": getattr(snapshot, "limit", None),
+            "rate_limit_source": getattr(snapshot, "limit_source", None),
+            "responses_429": int(getattr(snapshot, "responses_429", 0)) - before,
+        }
 
     @property
     def pages_total(self) -> int | None:
-        if self._total is None:
-            return None
-        return max(1, math.ceil(self._total / self.page_size))
+        return self._plan.pages_total
 
     @property
     def progress(self) -> ScanProgress:
+        plan = self._plan
         return ScanProgress(
-            pages_done=len(self._done),
-            pages_total=self.pages_total,
-            items=self._items,
-            duplicates_dropped=self._duplicates,
+            pages_done=plan.pages_delivered,
+            pages_total=plan.pages_total,
+            items=plan.items,
+            duplicates_dropped=plan.duplicates,
             retries=self._retries(),
             cooldown_remaining=self._cooldown(),
             elapsed=self._elapsed(),
+            **self._rate_figures(),
         )
 
     @property
     def report(self) -> ScanReport:
+        plan = self._plan
+        problems = plan.problems(finished=self._finished)
         return ScanReport(
-            complete=self._complete,
-            pages_fetched=self._pages_fetched,
-            items=self._items,
-            duplicates_dropped=self._duplicates,
-            initial_total=self._initial_total,
-            final_total=self._total,
-            drift=self._drift,
-            repaired_pages=self._repaired,
+            complete=self._finished and not problems,
+            pages_fetched=plan.pages_fetched,
+            items=plan.items,
+            duplicates_dropped=plan.duplicates,
+            initial_total=plan.initial_total,
+            final_total=plan.total,
+            drift=plan.drift_events > 0,
+            repaired_pages=plan.repaired_pages,
             retries=self._retries(),
             elapsed=self._elapsed(),
+            missing=plan.missing,
+            problems=problems,
+            page_size=plan.size,
+            **self._rate_figures(),
         )
 
     def checkpoint(self) -> Checkpoint:
-        """The pages fully delivered so far; pass it as ``resume_from=`` to fetch only the rest."""
-        return Checkpoint(
-            operation=self._operation,
-            filters=self._filters,
-            page_size=self.page_size,
-            total_elements=self._total,
-            done_pages=frozenset(self._done),
-        )
+        """What the consumer has so far; pass it as ``resume_from=`` to fetch only the rest."""
+        return self._plan.checkpoint()
 
     # -- the work ---------------------------------------------------------------------------
 
-    async def _fetch_page(self, page: int) -> _PageResult[T]:
-        envelope = await self._fetch(page, self.page_size)
-        content = envelope.content if isinstance(envelope.content, list) else []
-        if len(content) <= _STRUCTURE_SLICE:
-            return _PageResult(page, self._convert(content), envelope.total_elements)
+    async def _fetch_page(self, request: PageRequest) -> _Arrived[T]:
+        envelope = await self._fetch(request.page, request.size)
+        content = envelope.content
+        keys: list[Hashable | None] = []
+        if isinstance(content, list):
+            keys = [self._key(item) for item in content]
+        answer = PageAnswer(
+            content_type="list" if isinstance(content, list) else _json_type(content),
+            count=len(keys),
+            page=envelope.page,
+            size=envelope.size,
+            total=envelope.total_elements,
+        )
+        # Synchronous from the answer to the verdict: no other page interleaves.
+        received = self._plan.receive(request, answer, keys)
+        if received.error is not None:
+            raise UnexpectedResponseError(
+                f"unexpected response: {received.error}",
+                status=200,
+                method="GET",
+                path=self._operation,
+            )
+        if not received.fresh:
+            return _Arrived(request, received, ())
+        assert isinstance(content, list)
+        fresh = (
+            content if len(received.fresh) == len(content) else [content[i] for i in received.fresh]
+        )
+        del content
+        if len(fresh) <= _STRUCTURE_SLICE:
+            return _Arrived(request, received, self._convert(fresh))
         items: list[T] = []
-        for start in range(0, len(content), _STRUCTURE_SLICE):
+        for start in range(0, len(fresh), _STRUCTURE_SLICE):
             end = start + _STRUCTURE_SLICE
-            items.extend(self._convert(content[start:end]))
-            content[start:end] = [None] * len(content[start:end])  # the decoded dicts can go now
+            items.extend(self._convert(fresh[start:end]))
+            fresh[start:end] = [None] * len(fresh[start:end])  # the decoded dicts can go now
             # Let the loop breathe between slices: a 429 waiting in a socket is read (and
             # the gate closed) within milliseconds, not after every page in hand is built.
             await asyncio.sleep(0)
-        return _PageResult(page, tuple(items), envelope.total_elements)
+        return _Arrived(request, received, tuple(items))
 
-    def _note_total(self, total: int | None) -> None:
-        if total is None:
-            return
-        if self._initial_total is None:
-            self._initial_total = total
-        if self._total is not None and total != self._total:
-            if not self._drift:
-                logger.warning(
-                    "%s changed during the scan (%s -> %s items): re-planning and "
-                    "re-reading the affected pages",
-                    self._operation,
-                    self._total,
-                    total,
-                )
-            self._drift = True
-        self._total = total
-
-    def _error(self, page: int, exc: BaseException) -> ScanError:
-        done = sorted(self._done)
+    def _error(self, request: PageRequest, exc: BaseException) -> ScanError:
+        checkpoint = self._plan.checkpoint()
         return ScanError(
-            f"scan of {self._operation} stopped on page {page}: {exc} "
-            f"({len(done)} pages complete; resume with resume_from=scan.checkpoint())",
-            completed_pages=done,
-            checkpoint=self.checkpoint(),
+            f"scan of {self._operation} stopped on page {request.page} "
+            f"(size {request.size}): {exc} ({checkpoint.items_done} items delivered; "
+            "resume with resume_from=scan.checkpoint())",
+            checkpoint=checkpoint,
         )
 
-    async def _run(self) -> AsyncGenerator[T, None]:
+    def _handed_over(self, arrived: _Arrived[T]) -> None:
+        self._plan.handed_over(arrived.request, len(arrived.items))
+        if self._on_progress is not None:
+            self._on_progress(self.progress)
+
+    async def _items(self) -> AsyncGenerator[T, None]:
+        async with contextlib.aclosing(self._arrivals()) as arrivals:
+            async for arrived in arrivals:
+                items = arrived.items
+                if not items:
+                    self._handed_over(arrived)
+                    continue
+                last = len(items) - 1
+                for index in range(last):
+                    yield items[index]
+                # A page counts as delivered when its last item is handed over: a consumer
+                # that stops right after it must not see the page fetched again on resume.
+                self._handed_over(arrived)
+                yield items[last]
+
+    async def _batches(self) -> AsyncGenerator[tuple[T, ...], None]:
+        async with contextlib.aclosing(self._arrivals()) as arrivals:
+            async for arrived in arrivals:
+                self._handed_over(arrived)
+                if arrived.items:
+                    yield arrived.items
+
+    async def _arrivals(self) -> AsyncGenerator[_Arrived[T], None]:
+        """The answers, in page order (or as they come), each once, until the plan is done."""
+        plan = self._plan
         self._started = time.monotonic()
         self._retries_at_start = dict(self._retries_now())
-        in_flight: dict[int, asyncio.Task[_PageResult[T]]] = {}
-        delivered: list[array[int] | list[Hashable]] = []  # keys delivered, page by page
-        seen: set[Hashable] | None = None  # built only once drift makes duplicates possible
-        totals_when_read: dict[int, int | None] = {}
-
-        def record(result: _PageResult[T]) -> list[T]:
-            nonlocal seen
-            self._pages_fetched += 1
-            self._note_total(result.total)
-            totals_when_read[result.page] = result.total
-            if self._drift and seen is None:
-                seen = {k for keys in delivered for k in keys}
-            fresh: list[T] = []
-            keys: list[Hashable] = []
-            for item in result.items:
-                item_key = self._key(item)
-                if seen is not None:
-                    if item_key in seen:
-                        self._duplicates += 1
-                        continue
-                    seen.add(item_key)
-                keys.append(item_key)
-                fresh.append(item)
-            delivered.append(_compact(keys))
-            return fresh
-
-        def finish_page(page: int, count: int) -> None:
-            self._done.add(page)
-            self._items += count
-            if self._on_progress is not None:
-                self._on_progress(self.progress)
-
-        def handover(page: int, fresh: list[T]) -> Iterator[T]:
-            # A page counts as delivered when its last item is handed over: a consumer that
-            # stops right after it must not see the page fetched again on resume.
-            if not fresh:
-                finish_page(page, 0)
-            for index, item in enumerate(fresh):
-                if index == len(fresh) - 1:
-                    finish_page(page, len(fresh))
-                yield item
-
+        self._rate_at_start = self._rate() if self._rate is not None else None
+        tasks: dict[int, asyncio.Task[_Arrived[T]]] = {}
+        requests: dict[int, PageRequest] = {}
+        dying: set[asyncio.Task[_Arrived[T]]] = set()
+        ready: dict[int, _Arrived[T]] = {}
+        ready_items = 0
+        idle = 0
         try:
-            planned = self.pages_total  # known only when resuming
-            missing = [p for p in range(planned) if p not in self._done] if planned else [0]
-            if not missing:
-                self._complete = True
-                return
-            if planned is None:
-                # Speculate: the pages after the first go out with it, instead of a round trip
-                # later; those that turn out to lie past the end are cancelled (cheap, empty).
-                for page_number in range(1, self._prefetch):
-                    in_flight[page_number] = asyncio.ensure_future(self._fetch_page(page_number))
-            # The first page still missing tells the total: the plan of the rest.
-            first = await self._guarded(missing[0])
-            for item in handover(first.page, record(first)):
-                yield item
-            if self._total is None:  # no totalElements: walk on until a short page
-                page = first
-                while len(page.items) >= self.page_size:
-                    page = await self._guarded(page.page + 1, in_flight)
-                    for item in handover(page.page, record(page)):
-                        yield item
-                self._complete = True
-                return
-            last_page = self.pages_total or 1
-            beyond = [in_flight.pop(p) for p in list(in_flight) if p >= last_page]
-            for task in beyond:
-                task.cancel()
-            if beyond:
-                await asyncio.gather(*beyond, return_exceptions=True)
-            pending = [p for p in range(self.pages_total or 1) if p not in self._done]
-            rounds = 0
-            stale: list[int] = []
-            while pending:
-                async for item in self._fetch_all(pending, in_flight, record, handover):
-                    yield item
-                # Re-plan: pages the total now implies, and those read before the last change.
-                last = self.pages_total or 1
-                missing = [p for p in range(last) if p not in self._done]
-                stale = [p for p, t in totals_when_read.items() if t != self._total and p < last]
-                if stale and rounds < _MAX_REPAIR_ROUNDS:
-                    rounds += 1
-                    self._repaired += len(stale)
-                    for page_number in stale:
-                        self._done.discard(page_number)
-                        del totals_when_read[page_number]
-                    pending = sorted(set(missing) | set(stale))
-                else:
-                    pending = missing
-            self._complete = True
-            if stale:
-                logger.warning(
-                    "%s kept changing: %d pages may hold items shifted during the scan",
-                    self._operation,
-                    len(stale),
+            while True:
+                sent = 0
+                if ready_items < self._ahead_items:
+                    for request in plan.issue(self.concurrency - len(tasks)):
+                        tasks[request.seq] = asyncio.ensure_future(self._fetch_page(request))
+                        requests[request.seq] = request
+                        sent += 1
+                head = self._deliverable(ready, tasks)
+                if head is not None:
+                    arrived = ready.pop(head)
+                    ready_items -= len(arrived.items)
+                    yield arrived
+                    continue
+                if not tasks:
+                    if plan.done():
+                        self._finished = True
+                        return
+                    idle = 0 if sent else idle + 1
+                    if idle > 2:  # pragma: no cover - a plan that neither ends nor asks
+                        raise RuntimeError(f"scan plan stalled: {plan.problems(finished=False)}")
+                    continue
+                done, _ = await asyncio.wait(
+                    list(tasks.values()), return_when=asyncio.FIRST_COMPLETED
                 )
+                for seq, task in list(tasks.items()):
+                    if task not in done or seq not in tasks:
+                        continue  # still running, or cancelled above as obsolete
+                    del tasks[seq]
+                    request = requests.pop(seq)
+                    try:
+                        arrived = task.result()
+                    except EattestError as exc:
+                        raise self._error(request, exc) from exc
+                    for gone in arrived.received.obsolete:
+                        obsolete = tasks.pop(gone.seq, None)
+                        requests.pop(gone.seq, None)
+                        if obsolete is not None:
+                            obsolete.cancel()
+                            dying.add(obsolete)
+                    ready[seq] = arrived
+                    ready_items += len(arrived.items)
+                    self._note_drift()
+                for task in [t for t in dying if t.done()]:
+                    dying.discard(task)
+                    if not task.cancelled():
+                        task.exception()  # answered before the cancel: nothing to keep
         finally:
-            self._finished = time.monotonic()
-            for task in in_flight.values():
+            self._stopped = time.monotonic()
+            leftover = [*tasks.values(), *dying]
+            for task in leftover:
                 task.cancel()
-            if in_flight:
+            if leftover:
                 # Shielded: an outer cancel scope must not cut the cleanup short.
                 with anyio.CancelScope(shield=True):
-                    await asyncio.gather(*in_flight.values(), return_exceptions=True)
-            in_flight.clear()
+                    await asyncio.gather(*leftover, return_exceptions=True)
+            if self._finished:
+                problems = plan.problems(finished=True)
+                if problems:
+                    logger.warning(
+                        "scan of %s incomplete: %s", self._operation, "; ".join(problems)
+                    )
 
-    async def _guarded(
-        self, page: int, in_flight: dict[int, asyncio.Task[_PageResult[T]]] | None = None
-    ) -> _PageResult[T]:
-        """One page, from a request already sent for it if there is one."""
-        try:
-            task = in_flight.pop(page, None) if in_flight is not None else None
-            return await (task if task is not None else self._fetch_page(page))
-        except EattestError as exc:
-            raise self._error(page, exc) from exc
+    def _deliverable(self, ready: dict[int, _Arrived[T]], running: Iterable[int]) -> int | None:
+        """The answer to hand over next: in page order, none while a page before is unread."""
+        if not ready:
+            return None
+        if self.order == "completed":
+            return min(ready)
+        plan = self._plan
+        # Unread positions, and those read by a task still structuring its page.
+        frontier = min([plan.frontier(), *(span[0] for span in map(plan.span_of, running) if span)])
 
-    async def _fetch_all(
-        self,
-        pages: Sequence[int],
-        in_flight: dict[int, asyncio.Task[_PageResult[T]]],
-        record: Callable[[_PageResult[T]], list[T]],
-        handover: Callable[[int, list[T]], Iterator[T]],
-    ) -> AsyncGenerator[T, None]:
-        """Fetch ``pages`` with up to ``concurrency`` tasks, at most a window ahead."""
-        queue = list(pages)
-        position = 0  # next page to dispatch (index into queue)
-        consumed = 0  # next page to deliver in page order (index into queue)
-        window = self._window
-        ready: dict[int, _PageResult[T]] = {}
-        while consumed < len(queue):
-            while (
-                position < len(queue)
-                and len(in_flight) < self._in_flight_max
-                and position - consumed < window
-            ):
-                page = queue[position]
-                if page not in in_flight and page not in ready:  # not already sent speculatively
-                    in_flight[page] = asyncio.ensure_future(self._fetch_page(page))
-                position += 1
-            if self.order == "page":
-                wanted = queue[consumed]
-                if wanted not in ready:
-                    await asyncio.wait([in_flight[wanted]])
-            else:
-                await asyncio.wait(list(in_flight.values()), return_when=asyncio.FIRST_COMPLETED)
-            for page, task in list(in_flight.items()):
-                if task.done():
-                    del in_flight[page]
-                    try:
-                        ready[page] = task.result()
-                    except EattestError as exc:
-                        raise self._error(page, exc) from exc
-            deliverable = [queue[consumed]] if self.order == "page" else sorted(ready)
-            for page in deliverable:
-                if page not in ready:
-                    continue
-                result = ready.pop(page)
-                consumed += 1
-                for item in handover(page, record(result)):
-                    yield item
+        def position(arrived: _Arrived[T]) -> int:
+            span = arrived.received.span
+            return span[0] if span is not None else arrived.request.start
 
+        candidates = [
+            (a.request.round, position(a), seq)
+            for seq, a in ready.items()
+            if not a.items or position(a) < frontier or a.request.round < plan.rounds
+        ]
+        return min(candidates)[2] if candidates else None
 
-def _compact(keys: list[Hashable]) -> array[int] | list[Hashable]:
-    """Integer ids take 8 bytes each in an array: a million of them stay small."""
-    if keys and all(type(k) is int for k in keys):
-        return array("q", keys)  # type: ignore[arg-type]
-    return keys
+    def _note_drift(self) -> None:
+        plan = self._plan
+        if plan.drift_events and not self._warned_drift:
+            self._warned_drift = True
+            logger.warning(
+                "%s changed during the scan (%s -> %s items): re-planning and "
+                "re-reading the affected pages",
+                self._operation,
+                plan.initial_total,
+                plan.total,
+            )

@@ -13,7 +13,9 @@ import re
 from ._exceptions import InvalidInputError
 
 __all__ = [
+    "MAX_CONCURRENCY",
     "MAX_PAGE_SIZE",
+    "check_concurrency",
     "check_date",
     "check_duns",
     "check_email",
@@ -162,6 +164,16 @@ def check_page(value: object, field: str = "page") -> int:
     """A 0-based page number."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise InvalidInputError(field, "expected an integer >= 0 (pages are 0-based)")
+    return value
+
+
+MAX_CONCURRENCY = 256
+
+
+def check_concurrency(value: object, field: str = "concurrency") -> int:
+    """Requests a scan keeps in flight: the one check of ``Limits`` and ``scan()``."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_CONCURRENCY:
+        raise InvalidInputError(field, f"expected an integer from 1 to {MAX_CONCURRENCY}")
     return value
 
 

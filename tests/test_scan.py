@@ -187,7 +187,7 @@ async def test_resume_from_a_checkpoint_fetches_only_the_missing_pages(
             if len(first) == 300:
                 break
     checkpoint = scan.checkpoint()
-    assert checkpoint.done_pages == frozenset({0, 1, 2})
+    assert checkpoint.done == ((0, 300),)
     saved = orjson.dumps(checkpoint.to_json())  # a checkpoint survives a restart
     sim.reset()
     resumed = client.dossiers.scan(
@@ -213,7 +213,7 @@ async def test_a_page_that_keeps_failing_ends_the_scan_with_its_checkpoint(sim: 
             async for dossier in scan:
                 delivered.append(dossier.dossier_id)
         error = info.value
-        assert error.completed_pages == (0, 1, 2)
+        assert error.checkpoint.done == ((0, 300),)
         assert isinstance(error.__cause__, ea.ServerError)
         assert "page 3" in str(error)
         sim.faults.error_rate = 0.0
@@ -242,14 +242,21 @@ async def test_scan_arguments_are_checked_before_anything_is_sent(
     before = sim.stats.total_requests
     for kwargs in (
         {"siren": "123"},
+        {"sirne": "123456789"},
         {"page_size": 0},
         {"concurrency": 0},
         {"order": "random"},
         {"resume_from": {"bogus": 1}},
         {"unknown_filter": 1},
     ):
-        with pytest.raises((ea.InvalidInputError, TypeError)):
+        with pytest.raises(ea.InvalidInputError):
             client.dossiers.scan(**kwargs)
+    # A misspelt filter is a mypy error (the ignores below would be unused otherwise) and
+    # a clear InvalidInputError at run time.
+    with pytest.raises(ea.InvalidInputError, match="sirne: not a filter"):
+        client.dossiers.scan(sirne="123456789")  # type: ignore[call-overload]
+    with pytest.raises(ea.InvalidInputError, match="siren"):
+        await client.thirdparties.list(sirne="123456789")  # type: ignore[call-arg]
     other = client.thirdparties.scan(page_size=10).checkpoint()
     with pytest.raises(ea.InvalidInputError, match="another scan"):
         client.dossiers.scan(page_size=10, resume_from=other)

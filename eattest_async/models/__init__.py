@@ -5,11 +5,13 @@ from .common import Message, Messages, Page
 from .dossiers import Document, Dossier, DossierUpdate, FileInfo, FormField, Indicator, NewDossier
 from .processes import DossierProcess, ProcessStatus
 from .requirements import Requirement
+from .scans import Checkpoint, Watermark
 from .thirdparties import Thirdparty, ThirdpartyDetails, ThirdpartyUser
 
 __all__ = [
     "Account",
     "AccountStatistics",
+    "Checkpoint",
     "Document",
     "Dossier",
     "DossierProcess",
@@ -28,4 +30,5 @@ __all__ = [
     "Thirdparty",
     "ThirdpartyDetails",
     "ThirdpartyUser",
+    "Watermark",
 ]

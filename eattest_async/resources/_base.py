@@ -8,10 +8,11 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from .. import _protocol
 from .._converter import structure, structure_many
 from .._exceptions import InvalidInputError
-from .._pagination import Checkpoint, Scan, ScanProgress
+from .._pagination import Scan, ScanProgress
 from .._protocol import ApiRequest, Envelope
 from .._validation import check_page, check_page_size
 from ..models.common import Messages, Page
+from ..models.scans import Checkpoint
 
 if TYPE_CHECKING:
     from .._core import Core
@@ -79,7 +80,6 @@ class Resource:
         template: str,
         filters: tuple[tuple[str, str], ...],
         model: type[T],
-        key: Callable[[Any], Hashable],
         raw_key: str,
         page_size: int,
         concurrency: int | None,
@@ -109,22 +109,20 @@ class Resource:
                 return tuple(items)
             return structure_many(items, model, method="GET", path=template)
 
-        def raw_item_key(item: Any) -> Hashable:
+        def key(item: Any) -> Hashable | None:
+            # Deduplicated on the JSON, before anything is structured.
             value = item.get(raw_key) if isinstance(item, dict) else None
-            return value if value is not None else id(item)
-
-        def model_key(item: Any) -> Hashable:
-            value = key(item)
-            return value if value is not None else id(item)
+            return value if isinstance(value, Hashable) else None
 
         return Scan(
             operation=operation,
             filters=filters,
             fetch=fetch,
             convert=convert,
-            key=raw_item_key if raw else model_key,
+            key=key,
             retries=lambda: dict(core.stats.retries),
             cooldown=lambda: core.gate.cooldown_remaining,
+            rate=core.gate.snapshot,
             page_size=page_size,
             concurrency=core.limits.scan_concurrency if concurrency is None else concurrency,
             order=order,

@@ -4,22 +4,26 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .._exceptions import InvalidInputError
-from .._pagination import Checkpoint, Scan, ScanProgress
-from .._protocol import compact, query
+from .._pagination import Scan, ScanProgress
+from .._protocol import compact
+from .._sync import DEFAULT_MARGIN, Changes, ChangeWindow
 from .._validation import (
     check_date,
     check_duns,
     check_email,
-    check_siren,
     check_siret,
     check_vat,
 )
 from ..models import Dossier, DossierProcess, DossierUpdate, Messages, NewDossier, Page
+from ..models.scans import Checkpoint, Watermark
 from ._base import Resource, get, post
-from ._filters import company_id_type_or_none, identifier, optional
+from ._filters import DOSSIER_FILTERS, DossierFilters, company_id_type_or_none, identifier, query_of
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 _ID_CHECKS = {"CIT001": check_siret, "CIT002": check_vat, "CIT003": check_duns}
 
@@ -113,75 +117,53 @@ def dossier_update_body(update: DossierUpdate) -> dict[str, Any]:
 class DossiersResource(Resource):
     """The account's dossiers: one per monitored third-party relationship."""
 
-    @staticmethod
-    def _filters(
-        *,
-        thirdparty_id: int | None = None,
-        company_id_type: str | None = None,
-        company_id_value: str | None = None,
-        thirdparty_code: str | None = None,
-        dossier_reference: str | None = None,
-        monitored: bool | None = None,
-        state_last_change_date: dt.date | str | None = None,
-        siren: str | None = None,
-        siret: str | None = None,
-        tva: str | None = None,
-    ) -> tuple[tuple[str, str], ...]:
-        """The search filters in the API's spelling, each checked locally."""
-        return query(
-            thirdpartyId=optional(identifier, thirdparty_id, "thirdparty_id"),
-            companyIdType=company_id_type_or_none(company_id_type),
-            companyIdValue=company_id_value,
-            thirdpartyCode=thirdparty_code,
-            dossierReference=dossier_reference,
-            monitored=monitored,
-            stateLastChangeDate=optional(
-                check_date, state_last_change_date, "state_last_change_date"
-            ),
-            siren=optional(check_siren, siren, "siren"),
-            siret=optional(check_siret, siret, "siret"),
-            tva=optional(check_vat, tva, "tva"),
-        )
-
     async def list(
         self,
         *,
-        thirdparty_id: int | None = None,
-        company_id_type: str | None = None,
-        company_id_value: str | None = None,
-        thirdparty_code: str | None = None,
-        dossier_reference: str | None = None,
-        monitored: bool | None = None,
-        state_last_change_date: dt.date | str | None = None,
-        siren: str | None = None,
-        siret: str | None = None,
-        tva: str | None = None,
         page: int = 0,
         page_size: int | None = None,
         timeout: float | None = None,
+        **filters: Unpack[DossierFilters],
     ) -> Page[Dossier]:
-        """GET /account/{accountId}/dossiers: one page (0-based) of the dossiers matching."""
-        filters = self._filters(
-            thirdparty_id=thirdparty_id,
-            company_id_type=company_id_type,
-            company_id_value=company_id_value,
-            thirdparty_code=thirdparty_code,
-            dossier_reference=dossier_reference,
-            monitored=monitored,
-            state_last_change_date=state_last_change_date,
-            siren=siren,
-            siret=siret,
-            tva=tva,
-        )
+        """GET /account/{accountId}/dossiers: one page (0-based) of the dossiers matching.
+
+        Filters (each optional, see :class:`DossierFilters`): ``thirdparty_id``,
+        ``company_id_type``, ``company_id_value``, ``thirdparty_code``,
+        ``dossier_reference``, ``monitored``, ``state_last_change_date``, ``siren``,
+        ``siret``, ``tva``.
+        """
+        query = query_of(DOSSIER_FILTERS, filters)
         return await self._list_page(
-            "/dossiers", "list_dossiers", filters, Dossier, page, page_size, timeout
+            "/dossiers", "list_dossiers", query, Dossier, page, page_size, timeout
         )
 
     @overload
-    def scan(self, *, raw: Literal[False] = False, **options: Any) -> Scan[Dossier]: ...
+    def scan(
+        self,
+        *,
+        page_size: int = ...,
+        concurrency: int | None = ...,
+        order: Literal["page", "completed"] = ...,
+        resume_from: Checkpoint | dict[str, Any] | None = ...,
+        on_progress: Callable[[ScanProgress], object] | None = ...,
+        prefetch: int | None = ...,
+        raw: Literal[False] = ...,
+        **filters: Unpack[DossierFilters],
+    ) -> Scan[Dossier]: ...
 
     @overload
-    def scan(self, *, raw: Literal[True], **options: Any) -> Scan[dict[str, Any]]: ...
+    def scan(
+        self,
+        *,
+        page_size: int = ...,
+        concurrency: int | None = ...,
+        order: Literal["page", "completed"] = ...,
+        resume_from: Checkpoint | dict[str, Any] | None = ...,
+        on_progress: Callable[[ScanProgress], object] | None = ...,
+        prefetch: int | None = ...,
+        raw: Literal[True],
+        **filters: Unpack[DossierFilters],
+    ) -> Scan[dict[str, Any]]: ...
 
     def scan(
         self,
@@ -202,11 +184,11 @@ class DossiersResource(Resource):
             scan = client.dossiers.scan(monitored=True, page_size=100, concurrency=16)
             async for dossier in scan:
                 ...
-            print(scan.report)
+            print(scan.report)  # complete? if not, report.problems says why
 
         ``order="page"`` yields in page order, ``"completed"`` as pages arrive.
         ``resume_from=`` takes ``scan.checkpoint()`` (or its ``to_json()``) to fetch only
-        the pages not yet delivered. ``raw=True`` yields the JSON dicts, unstructured.
+        what was not delivered yet. ``raw=True`` yields the JSON dicts, unstructured.
         ``prefetch`` pages (default: ``concurrency``) are requested before the total is
         known, saving a round trip; on a result smaller than that, the extra requests are
         cancelled or come back empty (those already sent still count at the server).
@@ -215,9 +197,8 @@ class DossiersResource(Resource):
         return self._scan(
             operation="list_dossiers",
             template="/dossiers",
-            filters=self._filters(**filters),
+            filters=query_of(DOSSIER_FILTERS, filters),
             model=Dossier,
-            key=lambda d: d.dossier_id,
             raw_key="dossierId",
             page_size=page_size,
             concurrency=concurrency,
@@ -227,6 +208,72 @@ class DossiersResource(Resource):
             raw=raw,
             prefetch=prefetch,
         )
+
+    @overload
+    def changes(
+        self,
+        *,
+        since: Watermark | dict[str, Any] | dt.datetime | dt.date | None = ...,
+        margin: dt.timedelta = ...,
+        page_size: int = ...,
+        concurrency: int | None = ...,
+        on_progress: Callable[[ScanProgress], object] | None = ...,
+        raw: Literal[False] = ...,
+        **filters: Unpack[DossierFilters],
+    ) -> Changes[Dossier]: ...
+
+    @overload
+    def changes(
+        self,
+        *,
+        since: Watermark | dict[str, Any] | dt.datetime | dt.date | None = ...,
+        margin: dt.timedelta = ...,
+        page_size: int = ...,
+        concurrency: int | None = ...,
+        on_progress: Callable[[ScanProgress], object] | None = ...,
+        raw: Literal[True],
+        **filters: Unpack[DossierFilters],
+    ) -> Changes[dict[str, Any]]: ...
+
+    def changes(
+        self,
+        *,
+        since: Watermark | dict[str, Any] | dt.datetime | dt.date | None = None,
+        margin: dt.timedelta = DEFAULT_MARGIN,
+        page_size: int = 100,
+        concurrency: int | None = None,
+        on_progress: Callable[[ScanProgress], object] | None = None,
+        raw: bool = False,
+        **filters: Any,
+    ) -> Changes[Any]:
+        """The dossiers changed since the last run, each once; then the next watermark.
+
+        ::
+
+            changes = client.dossiers.changes(since=saved)  # None the first time
+            async for dossier in changes:
+                ...
+            if changes.next_watermark is not None:  # only when the run was complete
+                saved = changes.next_watermark
+
+        Asks for ``stateLastChangeDate`` from ``margin`` before the watermark (clocks of
+        the service's nodes differ; several changes share a second), and skips what the
+        last run already delivered. ``since`` is a :class:`Watermark` (or its
+        ``to_json()``), or a naive datetime/date on the service's clock.
+        """
+        if "state_last_change_date" in filters:
+            raise InvalidInputError("state_last_change_date", "changes() sets it from since=")
+        window = ChangeWindow.of(since, margin=margin, filters=query_of(DOSSIER_FILTERS, filters))
+        scan = self.scan(
+            page_size=page_size,
+            concurrency=concurrency,
+            on_progress=on_progress,
+            raw=True,
+            **filters,
+            **window.query_filters(),
+        )
+        model = None if raw else Dossier
+        return Changes(scan, window, model=model)
 
     async def get(self, dossier_id: int, *, timeout: float | None = None) -> Dossier:
         """GET /account/{accountId}/dossiers/{dossierId}: the dossier with documents and files."""

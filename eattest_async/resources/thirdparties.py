@@ -2,98 +2,73 @@
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Callable
-from typing import Any, Literal, overload
+from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .._exceptions import InvalidInputError
-from .._pagination import Checkpoint, Scan, ScanProgress
-from .._protocol import query
+from .._pagination import Scan, ScanProgress
 from .._validation import (
-    check_date,
     check_page,
     check_page_size,
-    check_siren,
-    check_siret,
-    check_vat,
 )
 from ..models import Page, Thirdparty, ThirdpartyDetails
+from ..models.scans import Checkpoint
 from ._base import Resource, get
-from ._filters import company_id_type_or_none, identifier, optional
+from ._filters import THIRDPARTY_FILTERS, ThirdpartyFilters, identifier, optional, query_of
+
+if TYPE_CHECKING:
+    from typing_extensions import Unpack
 
 
 class ThirdpartiesResource(Resource):
     """The account's repository of third parties (suppliers, partners)."""
 
-    @staticmethod
-    def _filters(
-        *,
-        monitored: bool | None = None,
-        company_id_type: str | None = None,
-        company_id_value: str | None = None,
-        name: str | None = None,
-        siren: str | None = None,
-        siret: str | None = None,
-        tva: str | None = None,
-        state_last_change_date: dt.date | str | None = None,
-        global_state: bool | None = None,
-        subscription_state: bool | None = None,
-    ) -> tuple[tuple[str, str], ...]:
-        """The filters in the API's spelling, each checked locally."""
-        return query(
-            monitored=monitored,
-            companyIdType=company_id_type_or_none(company_id_type),
-            companyIdValue=company_id_value,
-            name=name,
-            siren=optional(check_siren, siren, "siren"),
-            siret=optional(check_siret, siret, "siret"),
-            tva=optional(check_vat, tva, "tva"),
-            stateLastChangeDate=optional(
-                check_date, state_last_change_date, "state_last_change_date"
-            ),
-            thirdpartyGlobalState=global_state,
-            subscriptionState=subscription_state,
-        )
-
     async def list(
         self,
         *,
-        monitored: bool | None = None,
-        company_id_type: str | None = None,
-        company_id_value: str | None = None,
-        name: str | None = None,
-        siren: str | None = None,
-        siret: str | None = None,
-        tva: str | None = None,
-        state_last_change_date: dt.date | str | None = None,
-        global_state: bool | None = None,
-        subscription_state: bool | None = None,
         page: int = 0,
         page_size: int | None = None,
         timeout: float | None = None,
+        **filters: Unpack[ThirdpartyFilters],
     ) -> Page[Thirdparty]:
-        """GET /account/{accountId}/thirdparties: one page (0-based) of third parties."""
-        filters = self._filters(
-            monitored=monitored,
-            company_id_type=company_id_type,
-            company_id_value=company_id_value,
-            name=name,
-            siren=siren,
-            siret=siret,
-            tva=tva,
-            state_last_change_date=state_last_change_date,
-            global_state=global_state,
-            subscription_state=subscription_state,
-        )
+        """GET /account/{accountId}/thirdparties: one page (0-based) of third parties.
+
+        Filters (each optional, see :class:`ThirdpartyFilters`): ``monitored``,
+        ``company_id_type``, ``company_id_value``, ``name``, ``siren``, ``siret``, ``tva``,
+        ``state_last_change_date``, ``global_state``, ``subscription_state``.
+        """
+        query = query_of(THIRDPARTY_FILTERS, filters)
         return await self._list_page(
-            "/thirdparties", "list_thirdparties", filters, Thirdparty, page, page_size, timeout
+            "/thirdparties", "list_thirdparties", query, Thirdparty, page, page_size, timeout
         )
 
     @overload
-    def scan(self, *, raw: Literal[False] = False, **options: Any) -> Scan[Thirdparty]: ...
+    def scan(
+        self,
+        *,
+        page_size: int = ...,
+        concurrency: int | None = ...,
+        order: Literal["page", "completed"] = ...,
+        resume_from: Checkpoint | dict[str, Any] | None = ...,
+        on_progress: Callable[[ScanProgress], object] | None = ...,
+        prefetch: int | None = ...,
+        raw: Literal[False] = ...,
+        **filters: Unpack[ThirdpartyFilters],
+    ) -> Scan[Thirdparty]: ...
 
     @overload
-    def scan(self, *, raw: Literal[True], **options: Any) -> Scan[dict[str, Any]]: ...
+    def scan(
+        self,
+        *,
+        page_size: int = ...,
+        concurrency: int | None = ...,
+        order: Literal["page", "completed"] = ...,
+        resume_from: Checkpoint | dict[str, Any] | None = ...,
+        on_progress: Callable[[ScanProgress], object] | None = ...,
+        prefetch: int | None = ...,
+        raw: Literal[True],
+        **filters: Unpack[ThirdpartyFilters],
+    ) -> Scan[dict[str, Any]]: ...
 
     def scan(
         self,
@@ -111,9 +86,8 @@ class ThirdpartiesResource(Resource):
         return self._scan(
             operation="list_thirdparties",
             template="/thirdparties",
-            filters=self._filters(**filters),
+            filters=query_of(THIRDPARTY_FILTERS, filters),
             model=Thirdparty,
-            key=lambda t: t.thirdparty_id,
             raw_key="thirdpartyId",
             page_size=page_size,
             concurrency=concurrency,
@@ -141,7 +115,6 @@ class ThirdpartiesResource(Resource):
             template="/thirdparties/q",
             filters=(("search", _search(query_text)),),
             model=ThirdpartyDetails,
-            key=lambda t: t.thirdparty_id,
             raw_key="thirdpartyId",
             page_size=page_size,
             concurrency=concurrency,

@@ -26,6 +26,7 @@ from .._validation import (
     check_siret,
     check_vat,
 )
+from ..resources._filters import DOSSIER_FILTERS, THIRDPARTY_FILTERS
 from . import _jwt
 from ._data import (
     REQUIREMENTS,
@@ -110,30 +111,9 @@ _UPDATE_FIELDS = {
     "thirdpartyCode",
     "thirdpartyEmail",
 }
-_DOSSIER_FILTERS = {
-    "thirdpartyId",
-    "companyIdType",
-    "companyIdValue",
-    "thirdpartyCode",
-    "dossierReference",
-    "monitored",
-    "stateLastChangeDate",
-    "siren",
-    "siret",
-    "tva",
-}
-_THIRDPARTY_FILTERS = {
-    "monitored",
-    "companyIdType",
-    "name",
-    "siren",
-    "siret",
-    "tva",
-    "companyIdValue",
-    "stateLastChangeDate",
-    "thirdpartyGlobalState",
-    "subscriptionState",
-}
+# The parameters the client declares for each list operation: one table for both sides.
+_DOSSIER_FILTERS = {f.param for f in DOSSIER_FILTERS.values()}
+_THIRDPARTY_FILTERS = {f.param for f in THIRDPARTY_FILTERS.values()}
 
 
 class _Refusal(Exception):

@@ -1,0 +1,611 @@
+"""The pure plan of a scan: which pages to ask for, what each answer means, when it ends.
+
+No asyncio, no I/O: the driver (``_pagination.Scan``) asks :meth:`ScanPlan.issue` for
+requests, hands each answer to :meth:`ScanPlan.receive`, and tells
+:meth:`ScanPlan.handed_over` when the consumer has a page's items. Everything a server may
+get wrong is decided here, and tested from fabricated answers (``tests/test_scanplan.py``).
+
+Positions, not pages. The plan keeps what it has read as ranges of positions in the
+listing ``[start, stop)``, each tagged with the total announced when it was read. A page
+is ``[page * size, page * size + count)`` with the size the *server* used (announced, or
+inferred from a short page), so a server that caps the page size re-plans the rest
+instead of losing it, and a checkpoint survives a change of page size.
+
+What a server may do, and what the plan does:
+
+- content not a list (null, an object): an error of that page; asked again
+  (``bad_page_attempts``), then the scan fails (:attr:`Received.error`).
+- a page smaller than asked, in the middle: the server's size, announced or inferred,
+  becomes the plan's; the positions are re-planned with it.
+- answers for another page than asked, short pages with a stated size, empty pages
+  before the announced end, the same items again: each range is asked again once, then
+  given up and reported (``contradictions``); nothing loops.
+- the total moves (items inserted or deleted meanwhile): ranges read under another total
+  are read again (``repair_rounds``), the duplicates dropped by id.
+- a hard bound of pages per scan (``budget``), relative to the plan: a total that keeps
+  growing, or anything else, ends the scan with an honest report.
+- an absurd total (1e18): pages are planned lazily from ranges; nothing is allocated in
+  proportion to any number the server sends.
+
+At the end, the report compares what was read with the last announced total:
+``complete`` only when every position of ``[0, total)`` was read under that total, with
+distinct ids, and nothing was given up; otherwise ``problems`` says why.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Hashable, Iterator, Sequence
+from typing import Any
+
+import attrs
+
+from .models.scans import Checkpoint
+
+__all__ = ["IdSet", "PageAnswer", "PageRequest", "Received", "ScanPlan", "Spans"]
+
+BAD_PAGE_ATTEMPTS = 3  # a page whose content is not a list: asked this many times at most
+RANGE_ATTEMPTS = 2  # a range the server contradicts itself about: asked this many times
+REPAIR_ROUNDS = 2  # re-reads of what was read under another total
+_BLOCK_BITS = 12  # IdSet: 4096 ids per block
+_DENSE_AT = 48  # ids in a block before it becomes a 512-byte bitmap
+
+
+class IdSet:
+    """Ids already delivered, compact: dense integer ids take about a bit each.
+
+    Integer ids live in blocks of 4096: a block holding more than a few dozen ids becomes
+    a 512-byte bitmap; sparse ones stay in a plain set. Other keys go to a set.
+    """
+
+    __slots__ = ("_blocks", "_counts", "_sparse", "size")
+
+    def __init__(self) -> None:
+        self._blocks: dict[int, bytearray] = {}
+        self._counts: dict[int, int] = {}
+        self._sparse: set[Hashable] = set()
+        self.size = 0
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __contains__(self, key: Hashable) -> bool:
+        if type(key) is int and key >= 0:
+            block = self._blocks.get(key >> _BLOCK_BITS)
+            if block is not None:
+                low = key & ((1 << _BLOCK_BITS) - 1)
+                return bool(block[low >> 3] & (1 << (low & 7)))
+        return key in self._sparse
+
+    def add(self, key: Hashable) -> bool:
+        """Add ``key``; True if it was not there."""
+        if type(key) is int and key >= 0:
+            high = key >> _BLOCK_BITS
+            block = self._blocks.get(high)
+            if block is not None:
+                low = key & ((1 << _BLOCK_BITS) - 1)
+                bit = 1 << (low & 7)
+                if block[low >> 3] & bit:
+                    return False
+                block[low >> 3] |= bit
+                self.size += 1
+                return True
+            if key in self._sparse:
+                return False
+            self._sparse.add(key)
+            self.size += 1
+            count = self._counts.get(high, 0) + 1
+            if count >= _DENSE_AT:
+                self._densify(high)
+            else:
+                self._counts[high] = count
+            return True
+        if key in self._sparse:
+            return False
+        self._sparse.add(key)
+        self.size += 1
+        return True
+
+    def discard(self, key: Hashable) -> None:
+        if key not in self:
+            return
+        self.size -= 1
+        if type(key) is int and key >= 0:
+            block = self._blocks.get(key >> _BLOCK_BITS)
+            if block is not None:
+                low = key & ((1 << _BLOCK_BITS) - 1)
+                block[low >> 3] &= ~(1 << (low & 7)) & 0xFF
+                return
+        self._sparse.discard(key)
+
+    def _densify(self, high: int) -> None:
+        self._counts.pop(high, None)
+        block = bytearray(1 << (_BLOCK_BITS - 3))
+        base = high << _BLOCK_BITS
+        for low in range(1 << _BLOCK_BITS):
+            if base + low in self._sparse:
+                self._sparse.discard(base + low)
+                block[low >> 3] |= 1 << (low & 7)
+        self._blocks[high] = block
+
+
+class Spans:
+    """Disjoint sorted ranges ``[start, stop)`` of positions, each with a tag."""
+
+    __slots__ = ("items",)
+
+    def __init__(self, items: Sequence[tuple[int, int, Any]] = ()) -> None:
+        self.items: list[tuple[int, int, Any]] = list(items)
+
+    def add(self, start: int, stop: int, tag: Any = None) -> None:
+        """Cover ``[start, stop)`` with ``tag`` (replacing what was there)."""
+        if start >= stop:
+            return
+        kept: list[tuple[int, int, Any]] = []
+        for a, b, t in self.items:
+            if b <= start or a >= stop:
+                kept.append((a, b, t))
+                continue
+            if a < start:
+                kept.append((a, start, t))
+            if b > stop:
+                kept.append((stop, b, t))
+        kept.append((start, stop, tag))
+        kept.sort(key=lambda s: s[0])
+        merged: list[tuple[int, int, Any]] = []
+        for a, b, t in kept:
+            if merged and merged[-1][1] == a and merged[-1][2] == t:
+                merged[-1] = (merged[-1][0], b, t)
+            else:
+                merged.append((a, b, t))
+        self.items = merged
+
+    def remove_where(self, keep: Any) -> list[tuple[int, int]]:
+        """Drop the spans whose tag is not ``keep``; returns them."""
+        dropped = [(a, b) for a, b, t in self.items if t != keep]
+        self.items = [s for s in self.items if s[2] == keep]
+        return dropped
+
+    def overlap(self, start: int, stop: int, tag: Any) -> int:
+        """How much of ``[start, stop)`` is covered with ``tag``."""
+        return sum(max(0, min(b, stop) - max(a, start)) for a, b, t in self.items if t == tag)
+
+    def length(self, tag: Any = ...) -> int:
+        return sum(b - a for a, b, t in self.items if tag is ... or t == tag)
+
+    def gaps(self, start: int, stop: int | None) -> Iterator[tuple[int, int | None]]:
+        """The uncovered ranges within ``[start, stop)`` (``stop`` None: unbounded)."""
+        position = start
+        for a, b, _ in self.items:
+            if stop is not None and a >= stop:
+                break
+            if b <= position:
+                continue
+            if a > position:
+                yield position, a
+            position = max(position, b)
+        if stop is None:
+            yield position, None
+        elif position < stop:
+            yield position, stop
+
+    def ranges(self) -> tuple[tuple[int, int], ...]:
+        out: list[tuple[int, int]] = []
+        for a, b, _ in self.items:
+            if out and out[-1][1] == a:
+                out[-1] = (out[-1][0], b)
+            else:
+                out.append((a, b))
+        return tuple(out)
+
+
+@attrs.frozen
+class PageRequest:
+    """One request to send: ``page`` of ``size`` items (``round`` 0, then the re-reads)."""
+
+    seq: int
+    page: int
+    size: int
+    round: int = 0
+
+    @property
+    def start(self) -> int:
+        return self.page * self.size
+
+
+@attrs.frozen(kw_only=True)
+class PageAnswer:
+    """What an answer said, as the driver read it from the envelope (nothing trusted)."""
+
+    content_type: str  # "list" when content is a list, else the JSON type seen
+    count: int = 0
+    page: object = None
+    size: object = None
+    total: object = None
+
+
+@attrs.frozen(kw_only=True)
+class Received:
+    """What an answer means: the items to deliver (indexes), or an error of the page."""
+
+    fresh: tuple[int, ...] = ()
+    error: str | None = None  # the page kept failing: the scan stops with this
+    span: tuple[int, int] | None = None  # positions it covered
+    obsolete: tuple[PageRequest, ...] = ()  # requests in flight not needed any more
+
+
+def _count(value: object) -> int | None:
+    """A count the server sent, if it is one (bools and negatives are not)."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
+
+
+class ScanPlan:
+    """The whole state of a scan, with no I/O; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        operation: str,
+        filters: tuple[tuple[str, str], ...],
+        page_size: int,
+        lookahead: int = 1,
+        resume_from: Checkpoint | None = None,
+    ) -> None:
+        self.operation = operation
+        self.filters = filters
+        self.page_size = page_size  # as asked by the caller
+        self.size = page_size  # as the server uses it
+        self.lookahead = max(1, lookahead)  # pages sent ahead while the end is unknown
+        self.total: int | None = None
+        self.initial_total: int | None = None
+        self.end: int | None = None  # positions beyond it are not asked for
+        self.hard_end: int | None = None  # where an empty page said the listing ends
+        self.read = Spans()  # positions read, tagged with the total announced then
+        self.delivered = Spans()  # positions whose items the consumer has
+        self.given_up = Spans()  # positions the server kept contradicting itself about
+        self._in_flight: dict[int, PageRequest] = {}
+        self._spans: dict[int, tuple[int, int]] = {}  # received, not yet handed over
+        self._seq = 0
+        self._attempts: dict[int, int] = {}  # per start position: answers that did not help
+        self._bad: dict[int, int] = {}  # per start position: answers whose content was bad
+        self.seen = IdSet()  # every id delivered
+        self.view = IdSet()  # ids read under the current total: each at one position
+        self.pages_fetched = 0
+        self.pages_delivered = 0
+        self.items = 0
+        self.duplicates = 0
+        self.unkeyed = 0
+        self.bad_pages = 0
+        self.drift_events = 0
+        self.repaired_pages = 0
+        self.rounds = 0
+        self.size_changes = 0
+        self.contradictions: dict[str, int] = {}
+        self.budget: int | None = None
+        self.exhausted = False
+        self._budget_base = 0
+        if resume_from is not None:
+            self.total = self.initial_total = resume_from.total_elements
+            self.end = self.total
+            for start, stop in resume_from.done:
+                self.read.add(start, stop, self.total)
+                self.delivered.add(start, stop, None)
+            self._set_budget()
+
+    # -- sending ------------------------------------------------------------------------
+
+    def _set_budget(self) -> None:
+        """At most 4 x the pages the plan needs (re-reads after drift included), plus slack."""
+        if self.end is None:
+            return
+        missing = sum(
+            (b if b is not None else self.end) - a for a, b in self.read.gaps(0, self.end)
+        )
+        pages = math.ceil(missing / self.size) + 2 * self.lookahead + 8
+        self.budget = max(self.budget or 0, self.pages_fetched + 4 * pages)
+
+    def _claimed(self) -> Spans:
+        """Positions read, given up, or asked for and not yet answered."""
+        claimed = Spans(self.read.items)
+        for a, b, _ in self.given_up.items:
+            claimed.add(a, b, "x")
+        for request in self._in_flight.values():
+            claimed.add(request.start, request.start + request.size, "x")
+        return claimed
+
+    def issue(self, limit: int) -> list[PageRequest]:
+        """Up to ``limit`` new requests: the first pages of what is neither read nor asked."""
+        if limit <= 0 or self.exhausted:
+            return []
+        if self.budget is not None and self.pages_fetched + len(self._in_flight) >= self.budget:
+            if not self._in_flight:
+                self.exhausted = True
+            return []
+        requests: list[PageRequest] = []
+        if self.end is None:
+            # The end is unknown: walk on, ``lookahead`` pages ahead of the first gap.
+            limit = min(limit, self.lookahead - len(self._in_flight))
+        claimed = self._claimed()
+        size = self.size
+        for a, b in claimed.gaps(0, self.end):
+            page = a // size
+            if requests and requests[-1].page >= page:
+                page = requests[-1].page + 1  # two gaps in one page: asked once
+            while len(requests) < limit:
+                if b is not None and page * size >= b:
+                    break
+                request = PageRequest(self._seq, page, size, self.rounds)
+                self._seq += 1
+                self._in_flight[request.seq] = request
+                requests.append(request)
+                page += 1
+            if len(requests) >= limit:
+                break
+        if self.budget is not None:
+            room = self.budget - self.pages_fetched - (len(self._in_flight) - len(requests))
+            for request in requests[max(0, room) :]:
+                del self._in_flight[request.seq]
+            requests = requests[: max(0, room)]
+        return requests
+
+    def span_of(self, seq: int) -> tuple[int, int] | None:
+        """The positions request ``seq`` read, once answered and until handed over."""
+        return self._spans.get(seq)
+
+    def frontier(self) -> int:
+        """The first position neither read nor given up: page order delivers up to it."""
+        covered = Spans(self.read.items)
+        for a, b, _ in self.given_up.items:
+            covered.add(a, b, "x")
+        return next(covered.gaps(0, None))[0]
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def done(self) -> bool:
+        """Nothing in flight and nothing left to ask; may start a repair round instead."""
+        if self._in_flight:
+            return False
+        if self.exhausted:
+            return True
+        if self.budget is not None and self.pages_fetched >= self.budget:
+            self.exhausted = True
+            return True
+        if self.end is None:
+            return False
+        if any(True for _ in self._claimed().gaps(0, self.end)):
+            return False
+        stale = [s for s in self.read.items if s[2] != self.total]
+        if stale and self.rounds < REPAIR_ROUNDS:
+            # Positions may have shifted under pages read before the last change: read
+            # them again; the ids already delivered are dropped.
+            self.rounds += 1
+            for a, b in self.read.remove_where(self.total):
+                self.repaired_pages += math.ceil((b - a) / self.size)
+            self._set_budget()
+            return False
+        return True
+
+    # -- receiving ----------------------------------------------------------------------
+
+    def _contradiction(self, what: str) -> None:
+        self.contradictions[what] = self.contradictions.get(what, 0) + 1
+
+    def _retry_or_give_up(self, start: int, stop: int, what: str) -> None:
+        """A range the answer did not cover: asked again once, then given up."""
+        self._contradiction(what)
+        attempts = self._attempts.get(start, 0) + 1
+        self._attempts[start] = attempts
+        if attempts >= RANGE_ATTEMPTS:
+            self.given_up.add(start, stop, "x")
+
+    def receive(
+        self, request: PageRequest, answer: PageAnswer, keys: Sequence[Hashable | None]
+    ) -> Received:
+        """What the answer to ``request`` means; ``keys`` are its items' ids (None: no id)."""
+        if self._in_flight.pop(request.seq, None) is None:
+            return Received()  # cancelled as obsolete, answered anyway: ignored
+        self.pages_fetched += 1
+        if answer.content_type != "list":
+            self.bad_pages += 1
+            bad = self._bad.get(request.start, 0) + 1
+            self._bad[request.start] = bad
+            if bad >= BAD_PAGE_ATTEMPTS:
+                return Received(
+                    error=f"page {request.page}: content is {answer.content_type}, not a list "
+                    f"({bad} answers)"
+                )
+            return Received()  # its positions stay unread: asked again
+        count = len(keys)
+        total = _count(answer.total)
+        if total is not None and total > 2**62:
+            total = None
+            self._contradiction("absurd totalElements")
+        self._note_total(total)
+        # The size the server used: announced, or inferred from a short page.
+        page = request.page
+        declared = _count(answer.size) or None
+        if declared is not None and declared >= count:
+            size = declared
+        else:
+            size = request.size if count <= request.size else count
+            if count < size:
+                if count <= self.size < request.size:
+                    size = self.size  # the cap already learnt from another page
+                elif self.total is not None and count < self._expected(page, size):
+                    size = count  # capped without saying so: its size, from now on
+                elif self.total is None and page == 0 and count:
+                    size = count  # the same, or the end: page 1 tells
+        if size != self.size:
+            self.size = size
+            self.size_changes += 1
+            self._set_budget()
+        answered = _count(answer.page)
+        if answered is not None and answered != page:
+            self._retry_or_give_up(
+                page * size, (page + 1) * size, "answered another page than asked"
+            )
+            return Received(fresh=self._dedupe(keys, view=False)[0])
+        start = page * size
+        stop = start + count
+        expected = self._expected(page, size)
+        obsolete: tuple[PageRequest, ...] = ()
+        if count and self.hard_end == start + size and self.total is not None:
+            self.hard_end = None  # the empty page was a hiccup: the plan goes on
+            self.end = self.total
+        if count < expected and self.total is not None:
+            if count == 0:
+                # Empty before the announced end: asked again once, nothing beyond it
+                # meanwhile; then the listing is taken to end here.
+                self._contradiction("empty page before the announced end")
+                attempts = self._attempts.get(start, 0) + 1
+                self._attempts[start] = attempts
+                if attempts >= RANGE_ATTEMPTS:
+                    self.given_up.add(start, max(self.total, start + 1), "x")
+                    self.hard_end = start
+                else:
+                    self.hard_end = min(self.hard_end or start + size, start + size)
+                self.end = min(self.total, self.hard_end)
+            else:
+                self._retry_or_give_up(stop, start + expected, "short page before the end")
+        if self.end is None and count < size:
+            self.end = stop  # no total: a short page is the last one
+            self._set_budget()
+        if self.end is not None:
+            obsolete = tuple(r for r in self._in_flight.values() if r.start >= self.end)
+            for r in obsolete:
+                del self._in_flight[r.seq]
+        fresh, repeats, new = self._dedupe(keys)
+        # Ids read under this total at other positions: this page is not what it claims
+        # (a stale cache, a server ignoring ``page=``, a shift the total did not show).
+        repeats = max(0, repeats - self.read.overlap(start, stop, self.total))
+        if count and not fresh and self.total is None:
+            # Without a total, a page of items already delivered: the server repeats
+            # itself (it ignores ``page=``?); walking on would never end.
+            self._contradiction("a page repeated items already delivered")
+            self.end = start
+            obsolete += tuple(self._in_flight.values())
+            self._in_flight.clear()
+        elif repeats:
+            self._retry_or_give_up(start, stop, "a page held items of another page")
+            for key in new:  # its positions are read again: their ids are not placed yet
+                self.view.discard(key)
+            return Received(fresh=fresh, obsolete=obsolete)
+        self.read.add(start, stop, self.total)
+        self._spans[request.seq] = (start, stop)
+        return Received(fresh=fresh, span=(start, stop), obsolete=obsolete)
+
+    def _expected(self, page: int, size: int) -> int:
+        """Items page ``page`` should hold by the total (``size`` when unknown)."""
+        if self.total is None:
+            return size
+        return max(0, min(size, self.total - page * size))
+
+    def _note_total(self, total: int | None) -> None:
+        if total is None:
+            return
+        if self.initial_total is None:
+            self.initial_total = total
+        if self.total is not None and total != self.total:
+            self.drift_events += 1
+            self.view = IdSet()
+        first = self.total is None
+        self.total = total
+        self.end = total if self.hard_end is None else min(total, self.hard_end)
+        if first or self.budget is None:
+            self._set_budget()
+
+    def _dedupe(
+        self, keys: Sequence[Hashable | None], *, view: bool = True
+    ) -> tuple[tuple[int, ...], int, list[Hashable]]:
+        """Indexes of the ids never delivered; ids this total saw already; ids new to it."""
+        fresh: list[int] = []
+        add, in_view = self.seen.add, self.view.add
+        repeats = 0
+        new: list[Hashable] = []
+        for index, key in enumerate(keys):
+            if key is None:
+                self.unkeyed += 1
+                fresh.append(index)
+                continue
+            if view:
+                if in_view(key):
+                    new.append(key)
+                else:
+                    repeats += 1
+            if add(key):
+                fresh.append(index)
+        self.duplicates += len(keys) - len(fresh)
+        return tuple(fresh), repeats, new
+
+    def handed_over(self, request: PageRequest, items: int) -> None:
+        """The consumer has the ``items`` delivered from ``request``'s page."""
+        span = self._spans.pop(request.seq, None)
+        if span is not None:
+            self.delivered.add(span[0], span[1], None)
+        self.pages_delivered += 1
+        self.items += items
+
+    # -- telling ------------------------------------------------------------------------
+
+    @property
+    def pages_total(self) -> int | None:
+        if self.total is None:
+            return None
+        return max(1, math.ceil(self.total / self.size))
+
+    def checkpoint(self) -> Checkpoint:
+        """The positions whose items the consumer has: ``resume_from=`` fetches the rest."""
+        return Checkpoint(
+            operation=self.operation,
+            filters=self.filters,
+            page_size=self.page_size,
+            total_elements=self.total,
+            done=self.delivered.ranges(),
+        )
+
+    @property
+    def missing(self) -> int:
+        """Items of the last announced total the scan did not see (0 when unknown)."""
+        if self.total is None:
+            return 0
+        return max(0, self.total - self.read.length(self.total))
+
+    def complete(self) -> bool:
+        """Done, and every item of the last announced total was delivered, once."""
+        return not self.problems(finished=True)
+
+    def problems(self, *, finished: bool) -> tuple[str, ...]:
+        """Why the scan is not complete (empty when it is)."""
+        out: list[str] = []
+        if not finished:
+            out.append("stopped before the end")
+        if self.exhausted:
+            out.append(
+                f"stopped after {self.pages_fetched} pages, the bound for this plan "
+                f"(the total went from {self.initial_total} to {self.total})"
+            )
+        for what, count in sorted(self.contradictions.items()):
+            out.append(f"the server contradicted itself: {what} ({count}x)")
+        gave_up = self.given_up.length()
+        if gave_up and self.total is not None:
+            out.append(f"positions given up: {min(gave_up, self.total)}")
+        stale = [s for s in self.read.items if s[2] != self.total]
+        if self.drift_events and stale:
+            out.append(
+                f"the listing kept changing ({self.drift_events} changes of the total, "
+                f"{self.initial_total} -> {self.total}): some pages were not read again"
+            )
+        if finished and self.total is not None:
+            missing = self.missing
+            if missing:
+                out.append(
+                    f"{missing} items missing: of the {self.total} the server announced "
+                    f"last, {self.total - missing} were read under that total"
+                )
+        if finished and self.total is None and self.end is None:
+            out.append("the end of the listing was never seen")
+        return tuple(out)

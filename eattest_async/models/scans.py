@@ -1,0 +1,175 @@
+"""Where a scan stands (:class:`Checkpoint`) and where a sync resumes (:class:`Watermark`).
+
+Both are plain values: persisted with ``to_json()``, and validated by ``from_json()`` (a
+file edited by hand or truncated is a clear :class:`InvalidInputError`, and nothing it
+says, however large, allocates memory in proportion).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from .._exceptions import InvalidInputError
+
+__all__ = ["Checkpoint", "Watermark"]
+
+CHECKPOINT_VERSION = 2
+WATERMARK_VERSION = 1
+# A checkpoint holds item ranges, not pages: a few per gap. More than this is not ours.
+_MAX_RANGES = 100_000
+_MAX_COUNT = 2**62
+_MAX_EDGE = 1_000_000
+
+
+def _int(value: object, field: str, *, low: int = 0, high: int = _MAX_COUNT) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidInputError(field, f"expected an integer from {low} to {high}")
+    return value
+
+
+def _ranges(value: object, total: int | None) -> tuple[tuple[int, int], ...]:
+    if not isinstance(value, (list, tuple)) or len(value) > _MAX_RANGES:
+        raise InvalidInputError("resume_from", "done: expected a list of [start, stop] ranges")
+    ranges: list[tuple[int, int]] = []
+    for item in value:
+        if not isinstance(item, (list, tuple)) or len(item) != 2:
+            raise InvalidInputError("resume_from", "done: expected [start, stop] pairs")
+        start, stop = _int(item[0], "resume_from"), _int(item[1], "resume_from")
+        if start >= stop or (ranges and start <= ranges[-1][1]):
+            raise InvalidInputError("resume_from", "done: ranges must be sorted and disjoint")
+        if total is not None and stop > total:
+            raise InvalidInputError("resume_from", "done: a range goes past total_elements")
+        ranges.append((start, stop))
+    return tuple(ranges)
+
+
+@attrs.frozen(kw_only=True)
+class Checkpoint:
+    """The items a scan delivered, as ranges of positions in the listing.
+
+    Pass it (or its ``to_json()``) as ``resume_from=`` to fetch only the rest; positions,
+    not pages, so a resume survives a server that changes its page size.
+    """
+
+    operation: str
+    filters: tuple[tuple[str, str], ...]
+    page_size: int
+    total_elements: int | None
+    done: tuple[tuple[int, int], ...]  # [start, stop) positions delivered, sorted, disjoint
+
+    @property
+    def items_done(self) -> int:
+        return sum(stop - start for start, stop in self.done)
+
+    def to_json(self) -> dict[str, Any]:
+        """A JSON-serialisable form, for ``orjson.dumps``/``json.dumps`` and ``from_json``."""
+        return {
+            "version": CHECKPOINT_VERSION,
+            "operation": self.operation,
+            "filters": [list(f) for f in self.filters],
+            "page_size": self.page_size,
+            "total_elements": self.total_elements,
+            "done": [list(r) for r in self.done],
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> Checkpoint:
+        """Check and load what ``to_json()`` wrote (version 1, pages, is read too)."""
+        if not isinstance(data, Mapping):
+            raise InvalidInputError("resume_from", "not a scan checkpoint (expected an object)")
+        version = data.get("version", 1)
+        if version not in (1, CHECKPOINT_VERSION):
+            raise InvalidInputError("resume_from", f"unknown checkpoint version {version!r}")
+        try:
+            operation, filters = data["operation"], data["filters"]
+            page_size = _int(data["page_size"], "resume_from", low=1, high=1_000_000)
+            raw_total = data["total_elements"]
+            done_field = data["done" if version == CHECKPOINT_VERSION else "done_pages"]
+        except KeyError as exc:
+            raise InvalidInputError("resume_from", f"not a scan checkpoint (no {exc})") from None
+        if not isinstance(operation, str) or not isinstance(filters, (list, tuple)):
+            raise InvalidInputError("resume_from", "not a scan checkpoint")
+        pairs = []
+        for item in filters:
+            if not (isinstance(item, (list, tuple)) and len(item) == 2):
+                raise InvalidInputError("resume_from", "filters: expected [name, value] pairs")
+            pairs.append((str(item[0]), str(item[1])))
+        total = None if raw_total is None else _int(raw_total, "resume_from")
+        if version == 1:
+            done_field = _pages_to_ranges(done_field, page_size, total)
+        return cls(
+            operation=operation,
+            filters=tuple(pairs),
+            page_size=page_size,
+            total_elements=total,
+            done=_ranges(done_field, total),
+        )
+
+
+def _pages_to_ranges(pages: object, size: int, total: int | None) -> list[tuple[int, int]]:
+    if not isinstance(pages, (list, tuple)) or len(pages) > _MAX_RANGES:
+        raise InvalidInputError("resume_from", "done_pages: expected a list of pages")
+    ranges: list[tuple[int, int]] = []
+    for page in sorted({_int(p, "resume_from", high=_MAX_COUNT // size) for p in pages}):
+        start, stop = page * size, (page + 1) * size
+        if total is not None:
+            stop = min(stop, total)
+            if start >= stop:
+                raise InvalidInputError("resume_from", "done_pages: a page past total_elements")
+        if ranges and ranges[-1][1] == start:
+            ranges[-1] = (ranges[-1][0], stop)
+        else:
+            ranges.append((start, stop))
+    return ranges
+
+
+@attrs.frozen(kw_only=True)
+class Watermark:
+    """Where the next ``changes()`` starts: the latest change seen, on the server's clock.
+
+    ``edge`` keeps (id, change stamp) of what was delivered within the overlap margin
+    before ``changed_at``: the next run asks again from ``changed_at - margin`` (clocks of
+    the service's nodes differ; several changes share a second) and skips those.
+    """
+
+    changed_at: dt.datetime
+    edge: tuple[tuple[int, str], ...] = ()
+    filters: tuple[tuple[str, str], ...] = ()
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "version": WATERMARK_VERSION,
+            "changed_at": self.changed_at.isoformat(),
+            "edge": [list(e) for e in self.edge],
+            "filters": [list(f) for f in self.filters],
+        }
+
+    @classmethod
+    def from_json(cls, data: object) -> Watermark:
+        if not isinstance(data, Mapping) or data.get("version") != WATERMARK_VERSION:
+            raise InvalidInputError("since", "not a sync watermark (or an unknown version)")
+        try:
+            changed_at = dt.datetime.fromisoformat(str(data["changed_at"]))
+            edge_field, filters_field = data.get("edge", []), data.get("filters", [])
+        except (KeyError, ValueError) as exc:
+            raise InvalidInputError("since", f"not a sync watermark ({exc})") from None
+        if not isinstance(edge_field, list) or len(edge_field) > _MAX_EDGE:
+            raise InvalidInputError("since", "edge: expected a list of [id, stamp] pairs")
+        edge = []
+        for item in edge_field:
+            if not (isinstance(item, list) and len(item) == 2 and isinstance(item[1], str)):
+                raise InvalidInputError("since", "edge: expected [id, stamp] pairs")
+            edge.append((_int(item[0], "since"), item[1]))
+        if not isinstance(filters_field, list) or not all(
+            isinstance(f, list) and len(f) == 2 for f in filters_field
+        ):
+            raise InvalidInputError("since", "filters: expected [name, value] pairs")
+        return cls(
+            changed_at=changed_at,
+            edge=tuple(edge),
+            filters=tuple((str(k), str(v)) for k, v in filters_field),
+        )

@@ -1,0 +1,210 @@
+"""Scans against small loopback servers that misbehave: every item once, or an honest end.
+
+Each server is a raw aiohttp.web app on 127.0.0.1 (port 0) serving a token and a listing
+of dossiers; ``behave(page, size)`` says what each page answers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+import eattest_async as ea
+
+pytestmark = pytest.mark.anyio
+
+Answer = tuple[Any, dict[str, Any]]  # content, envelope fields (page, size, totalElements)
+FAST = ea.RetryPolicy(initial_backoff=0.01, max_backoff=0.05, attempts=3)
+
+
+def listing(count: int, *, cap: int | None = None, say_size: bool = True) -> Callable[..., Answer]:
+    """An honest listing of ``count`` dossiers (its page size capped at ``cap``)."""
+
+    def behave(page: int, size: int) -> Answer:
+        size = min(size, cap or size)
+        start = page * size
+        content = [{"dossierId": i} for i in range(start, min(start + size, count))]
+        fields: dict[str, Any] = {"page": page, "totalElements": count}
+        if say_size:
+            fields["size"] = size
+        return content, fields
+
+    return behave
+
+
+class Server:
+    def __init__(self, behave: Callable[[int, int], Answer]) -> None:
+        self.behave = behave
+        self.asked: list[tuple[int, int]] = []
+
+    async def token(self, request: web.Request) -> web.Response:
+        return web.json_response({"access_token": "not-a-jwt", "expires_in": 300})
+
+    async def dossiers(self, request: web.Request) -> web.Response:
+        page, size = int(request.query["page"]), int(request.query["pageSize"])
+        self.asked.append((page, size))
+        content, fields = self.behave(page, size)
+        return web.json_response({"content": content, "messages": {}, **fields})
+
+    def pages(self, page: int) -> int:
+        return sum(1 for p, _ in self.asked if p == page)
+
+
+async def serve(behave: Callable[[int, int], Answer]) -> AsyncIterator[tuple[Server, ea.Client]]:
+    server = Server(behave)
+    app = web.Application()
+    app.router.add_post("/token", server.token)
+    app.router.add_get("/api/v1/account/1/dossiers", server.dossiers)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    environment = ea.Environment.custom(
+        base_url=f"http://127.0.0.1:{port}/api/v1", token_url=f"http://127.0.0.1:{port}/token"
+    )
+    try:
+        async with ea.Client(
+            environment, username="u", password="p", account_id=1, retry=FAST
+        ) as client:
+            yield server, client
+    finally:
+        await runner.cleanup()
+
+
+async def scan_all(
+    behave: Callable[[int, int], Answer], **options: Any
+) -> tuple[Server, ea.Scan[dict[str, Any]], list[int]]:
+    async for server, client in serve(behave):
+        scan = client.dossiers.scan(raw=True, **options)
+        ids = [d["dossierId"] async for d in scan]
+        return server, scan, ids
+    raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize("content", [None, {"dossierId": 1}])
+async def test_a_page_whose_content_is_not_a_list_is_retried_then_a_scan_error(
+    content: Any,
+) -> None:
+    honest = listing(1000)
+
+    def broken(page: int, size: int) -> Answer:
+        items, fields = honest(page, size)
+        return (content if page == 3 else items), fields
+
+    async for server, client in serve(broken):
+        delivered: list[int] = []
+        scan = client.dossiers.scan(raw=True, page_size=100, concurrency=1)
+        with pytest.raises(ea.ScanError) as info:  # noqa: PT012 - the loop raises
+            async for dossier in scan:
+                delivered.append(dossier["dossierId"])
+        assert isinstance(info.value.__cause__, ea.UnexpectedResponseError)
+        assert "not a list" in str(info.value)
+        assert server.pages(3) == 3  # asked again, then given up
+        assert delivered == list(range(300))
+        assert info.value.checkpoint.done == ((0, 300),)
+        assert not scan.report.complete
+
+
+async def test_a_page_once_null_is_asked_again_and_nothing_is_lost() -> None:
+    honest, hiccups = listing(1000), {3, 7}
+
+    def flaky(page: int, size: int) -> Answer:
+        items, fields = honest(page, size)
+        if page in hiccups:
+            hiccups.discard(page)
+            return None, fields
+        return items, fields
+
+    _server, scan, ids = await scan_all(flaky, page_size=100, concurrency=4)
+    assert ids == list(range(1000))
+    assert scan.report.complete
+    assert scan.report.retries["bad-page"] == 2
+
+
+@pytest.mark.parametrize("say_size", [True, False])
+async def test_a_server_capping_the_page_size_loses_nothing(say_size: bool) -> None:
+    async for _server, client in serve(listing(1000, cap=30, say_size=say_size)):
+        scan = client.dossiers.scan(page_size=100, concurrency=4)  # models, not raw
+        ids = [d.dossier_id async for d in scan]
+        assert ids == list(range(1000))
+        report = scan.report
+        assert report.complete, report.problems
+        assert report.page_size == 30
+        assert report.duplicates_dropped < 100 * 4  # only what the first round overlapped
+
+
+async def test_a_short_page_in_the_middle_is_reported_missing() -> None:
+    honest = listing(1000)
+
+    def short(page: int, size: int) -> Answer:
+        items, fields = honest(page, size)
+        return (items[:60] if page == 4 else items), fields
+
+    server, scan, ids = await scan_all(short, page_size=100, concurrency=4)
+    assert len(ids) == len(set(ids)) == 960
+    report = scan.report
+    assert not report.complete
+    assert report.missing == 40
+    assert any("short page" in p for p in report.problems)
+    assert len(server.asked) <= 12
+
+
+async def test_a_server_ignoring_page_ends_with_an_honest_report() -> None:
+    honest = listing(1000)
+    server, scan, ids = await scan_all(
+        lambda page, size: honest(0, size), page_size=100, concurrency=4
+    )
+    assert sorted(ids) == list(range(100))
+    report = scan.report
+    assert report.duplicates_dropped >= 900
+    assert (report.complete, report.missing, report.final_total) == (False, 900, 1000)
+    assert any("contradicted" in p for p in report.problems)
+    assert len(server.asked) <= 20
+
+
+async def test_a_total_that_keeps_growing_ends_the_scan() -> None:
+    grown = {"total": 1000}
+
+    def growing(page: int, size: int) -> Answer:
+        grown["total"] += 100
+        return listing(grown["total"])(page, size)
+
+    server, scan, ids = await scan_all(growing, page_size=100, concurrency=4)
+    assert len(ids) == len(set(ids))
+    report = scan.report
+    assert not report.complete
+    assert any("bound" in p for p in report.problems)
+    assert len(server.asked) <= 4 * (11 + 2 * 4 + 8) + 1  # 4 x the plan (11 pages), + slack
+
+
+async def test_without_a_total_a_repeated_last_page_ends_the_scan() -> None:
+    honest = listing(1000)
+
+    def repeating(page: int, size: int) -> Answer:
+        items, _ = honest(min(page, 9), size)
+        return items, {}
+
+    server, scan, ids = await scan_all(repeating, page_size=100, concurrency=4)
+    assert ids == list(range(1000))
+    assert not scan.report.complete
+    assert any("repeated" in p for p in scan.report.problems)
+    assert len(server.asked) <= 14
+
+
+async def test_an_absurd_total_ends_at_the_first_empty_page() -> None:
+    honest = listing(1000)
+
+    def liar(page: int, size: int) -> Answer:
+        items, fields = honest(page, size)
+        return items, {**fields, "totalElements": 10**18}
+
+    server, scan, ids = await scan_all(liar, page_size=100, concurrency=8)
+    assert ids == list(range(1000))
+    report = scan.report
+    assert not report.complete
+    assert any("empty page" in p for p in report.problems)
+    assert len(server.asked) <= 10 + 2 * 8 + 2

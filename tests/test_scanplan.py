@@ -1,0 +1,321 @@
+"""The pure scan plan, driven by fabricated answers: no network, no clock, answers in any order."""
+
+from __future__ import annotations
+
+import random
+import sys
+import tracemalloc
+from collections.abc import Callable, Hashable
+from typing import Any
+
+import pytest
+
+import eattest_async as ea
+from eattest_async._scanplan import IdSet, PageAnswer, PageRequest, ScanPlan
+
+Answer = tuple[Any, dict[str, Any]]  # (content, envelope fields: page, size, total)
+
+
+class Listing:
+    """A well-behaved server over ``items`` ids; tests override what it gets wrong."""
+
+    def __init__(self, count: int, *, cap: int | None = None, say_size: bool = True) -> None:
+        self.items = list(range(1000, 1000 + count))
+        self.cap = cap
+        self.say_size = say_size
+        self.calls = 0
+
+    def total(self) -> int | None:
+        return len(self.items)
+
+    def __call__(self, page: int, size: int) -> Answer:
+        self.calls += 1
+        size = min(size, self.cap or size)
+        content = [{"id": i} for i in self.items[page * size : (page + 1) * size]]
+        fields: dict[str, Any] = {"page": page, "total": self.total()}
+        if self.say_size:
+            fields["size"] = size
+        return content, fields
+
+
+def run(
+    server: Callable[[int, int], Answer],
+    *,
+    page_size: int = 100,
+    concurrency: int = 4,
+    seed: int = 0,
+    resume: ea.Checkpoint | None = None,
+    stop_after: int | None = None,
+) -> tuple[ScanPlan, list[int]]:
+    """Drive a plan to its end like the scan does, answering in a random order."""
+    plan = ScanPlan(
+        operation="op", filters=(), page_size=page_size, lookahead=concurrency, resume_from=resume
+    )
+    rng = random.Random(seed)
+    delivered: list[int] = []
+    in_flight: list[PageRequest] = []
+    for _ in range(100_000):
+        in_flight += plan.issue(concurrency - len(in_flight))
+        if not in_flight:
+            if plan.done():
+                return plan, delivered
+            continue
+        request = in_flight.pop(rng.randrange(len(in_flight)))
+        content, fields = server(request.page, request.size)
+        is_list = isinstance(content, list)
+        keys = [item["id"] for item in content] if is_list else []
+        answer = PageAnswer(
+            content_type="list" if is_list else type(content).__name__, count=len(keys), **fields
+        )
+        received = plan.receive(request, answer, keys)
+        if received.error is not None:
+            raise RuntimeError(received.error)
+        in_flight = [r for r in in_flight if r not in received.obsolete]
+        delivered += [content[i]["id"] for i in received.fresh]
+        plan.handed_over(request, len(received.fresh))
+        if stop_after is not None and len(delivered) >= stop_after:
+            return plan, delivered
+    raise AssertionError("the plan never ended")
+
+
+def once(delivered: list[int], expected: list[int]) -> bool:
+    return len(delivered) == len(set(delivered)) and sorted(delivered) == sorted(expected)
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize(("count", "size"), [(0, 10), (1, 10), (1000, 100), (1001, 100), (57, 7)])
+def test_an_honest_listing_is_read_once_in_any_order(seed: int, count: int, size: int) -> None:
+    server = Listing(count)
+    plan, delivered = run(server, page_size=size, concurrency=5, seed=seed)
+    assert once(delivered, server.items)
+    assert plan.complete()
+    pages = max(1, -(-count // size))
+    # Before the first answer, 5 pages go out together: those past the end are cancelled.
+    assert plan.pages_fetched == pages or (pages < 5 and plan.pages_fetched <= 5)
+    assert plan.duplicates == 0
+
+
+@pytest.mark.parametrize("say_size", [True, False])
+def test_a_server_capping_the_page_size_is_re_planned_not_truncated(say_size: bool) -> None:
+    server = Listing(1000, cap=30, say_size=say_size)
+    plan, delivered = run(server, page_size=100, concurrency=4, seed=3)
+    assert once(delivered, server.items)
+    assert plan.size == 30
+    assert plan.complete(), plan.problems(finished=True)
+
+
+def test_content_that_is_not_a_list_is_asked_again_then_an_error() -> None:
+    server = Listing(500)
+    bad = {"left": 2}
+
+    def flaky(page: int, size: int) -> Answer:
+        content, fields = server(page, size)
+        if page == 3 and bad["left"]:
+            bad["left"] -= 1
+            return None, fields
+        return content, fields
+
+    plan, delivered = run(flaky)
+    assert once(delivered, server.items)
+    assert plan.bad_pages == 2
+    assert plan.complete()
+
+    def broken(page: int, size: int) -> Answer:
+        content, fields = server(page, size)
+        return ({"content": content} if page == 2 else content), fields
+
+    with pytest.raises(RuntimeError, match="page 2: content is dict, not a list"):
+        run(broken)
+
+
+def test_a_short_page_in_the_middle_is_asked_again_then_reported_missing() -> None:
+    server = Listing(1000)
+
+    def short(page: int, size: int) -> Answer:
+        content, fields = server(page, size)
+        return (content[:60] if page == 4 else content), fields
+
+    plan, delivered = run(short)
+    assert len(delivered) == len(set(delivered)) == 960
+    assert not plan.complete()
+    assert plan.missing == 40
+    assert any("short page" in p for p in plan.problems(finished=True))
+    assert plan.pages_fetched <= 12
+
+
+@pytest.mark.parametrize("echo", ["asked", "page 0", "none"])
+def test_a_server_ignoring_page_ends_with_an_honest_report(echo: str) -> None:
+    server = Listing(1000)
+
+    def stuck(page: int, size: int) -> Answer:
+        content, fields = server(0, size)
+        fields["page"] = {"asked": page, "page 0": 0, "none": None}[echo]
+        return content, fields
+
+    plan, delivered = run(stuck)
+    assert sorted(delivered) == server.items[:100]
+    assert plan.duplicates >= 900
+    assert plan.missing == 900
+    assert not plan.complete()
+    assert plan.pages_fetched <= 2 * 10
+
+
+def test_a_total_that_keeps_growing_hits_the_bound() -> None:
+    server = Listing(1000)
+
+    def growing(page: int, size: int) -> Answer:
+        server.items += range(server.items[-1] + 1, server.items[-1] + 101)
+        return server(page, size)
+
+    plan, delivered = run(growing, concurrency=8)
+    assert len(delivered) == len(set(delivered))
+    assert plan.exhausted
+    assert plan.pages_fetched <= 4 * (10 + 2 * 8 + 8) + 8
+    assert any("bound" in p for p in plan.problems(finished=True))
+
+
+def test_without_a_total_a_repeated_last_page_ends_the_walk() -> None:
+    server = Listing(1000)
+
+    def repeating(page: int, size: int) -> Answer:
+        content, _fields = server(min(page, 9), size)
+        return content, {"page": page}
+
+    plan, delivered = run(repeating, concurrency=4)
+    assert once(delivered, server.items)
+    assert not plan.complete()
+    assert any("repeated" in p for p in plan.problems(finished=True))
+    assert plan.pages_fetched <= 10 + 4
+
+
+def test_without_a_total_a_short_page_is_the_end() -> None:
+    server = Listing(250)
+
+    def quiet(page: int, size: int) -> Answer:
+        content, _fields = server(page, size)
+        return content, {"page": page, "size": size}
+
+    plan, delivered = run(quiet, concurrency=1)
+    assert once(delivered, server.items)
+    assert plan.complete()
+    assert plan.pages_fetched == 3
+
+
+def test_an_absurd_total_allocates_nothing_in_proportion() -> None:
+    server = Listing(1000)
+
+    def liar(page: int, size: int) -> Answer:
+        content, fields = server(page, size)
+        return content, {**fields, "total": 10**18}
+
+    tracemalloc.start()
+    try:
+        plan, delivered = run(liar, concurrency=16)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert once(delivered, server.items)
+    assert peak < 2_000_000
+    assert not plan.complete()
+    assert any("empty page" in p for p in plan.problems(finished=True))
+    assert plan.pages_fetched <= 10 + 2 * 16 + 2
+
+
+def test_an_absurd_checkpoint_is_refused_or_plans_lazily() -> None:
+    base = {"version": 2, "operation": "op", "filters": [], "page_size": 100}
+    for bad in (
+        {**base, "total_elements": True, "done": []},
+        {**base, "total_elements": 10, "done": [[0, 20]]},
+        {**base, "total_elements": None, "done": [[5, 9], [0, 3]]},
+        {**base, "total_elements": None, "done": [[0, "3"]]},
+        {**base, "version": 9, "total_elements": None, "done": []},
+        {**base, "total_elements": 10**30, "done": []},
+        {"operation": "op"},
+        ["not", "an", "object"],
+    ):
+        with pytest.raises(ea.InvalidInputError):
+            ea.Checkpoint.from_json(bad)
+    huge = ea.Checkpoint.from_json({**base, "total_elements": 10**18, "done": [[0, 10**17]]})
+    server = Listing(1000)
+
+    def liar(page: int, size: int) -> Answer:
+        content, fields = server(page, size)
+        return content, {**fields, "total": 10**18}
+
+    tracemalloc.start()
+    try:
+        honest, delivered = run(server, resume=huge)
+        lying, _ = run(liar, resume=huge)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 2_000_000
+    # The server's own total (1000) differs: everything is read again under it.
+    assert honest.complete()
+    assert once(delivered, server.items)
+    assert not lying.complete()
+    assert lying.pages_fetched <= 2 * 4
+
+
+def test_items_shifted_by_an_insertion_are_read_again_and_not_repeated() -> None:
+    server = Listing(1000)
+    answered = {"n": 0}
+
+    def drifting(page: int, size: int) -> Answer:
+        answered["n"] += 1
+        if answered["n"] == 4:  # inserted at the front: every item shifts by 5
+            server.items[0:0] = range(1, 6)
+        return server(page, size)
+
+    plan, delivered = run(drifting, concurrency=4, seed=1)
+    assert once(delivered, server.items)
+    assert plan.drift_events == 1
+    assert plan.repaired_pages > 0
+    assert plan.complete(), plan.problems(finished=True)
+
+
+def test_a_checkpoint_resumes_without_asking_for_what_was_delivered() -> None:
+    server = Listing(1000)
+    first_plan, first = run(server, concurrency=1, stop_after=300)
+    checkpoint = ea.Checkpoint.from_json(first_plan.checkpoint().to_json())
+    assert checkpoint.done == ((0, 300),)
+    server.calls = 0
+    plan, rest = run(server, resume=checkpoint, seed=2)
+    assert once(first + rest, server.items)
+    assert server.calls == 7
+    assert plan.complete()
+
+
+def test_a_version_1_checkpoint_is_read() -> None:
+    old = {
+        "version": 1,
+        "operation": "op",
+        "filters": [["monitored", "true"]],
+        "page_size": 100,
+        "total_elements": 250,
+        "done_pages": [0, 2, 1],
+    }
+    assert ea.Checkpoint.from_json(old).done == ((0, 250),)
+
+
+def test_the_id_set_is_compact_for_dense_ids_and_exact_for_any() -> None:
+    ids = IdSet()
+    for key in range(5_000_000, 5_200_000):
+        ids.add(key)
+    size = sum(sys.getsizeof(part) for part in (ids._blocks, ids._sparse, ids._counts))
+    size += sum(sys.getsizeof(block) for block in ids._blocks.values())
+    assert len(ids) == 200_000
+    assert size < 50_000  # about a bit per id (a set of them takes ~12 MB)
+    assert 5_100_000 in ids
+    assert 4_999_999 not in ids
+    assert not ids.add(5_123_456)
+    rng = random.Random(7)
+    sparse: set[Hashable] = {rng.randrange(2**40) for _ in range(5000)} | {-3, "a", (1, 2)}
+    other = IdSet()
+    for value in sparse:
+        assert other.add(value)
+    assert all(value in other for value in sparse)
+    assert len(other) == len(sparse)
+    other.discard(-3)
+    assert -3 not in other
+    assert len(other) == len(sparse) - 1

@@ -44,6 +44,7 @@ import attrs
 
 from ._exceptions import EattestError, InvalidInputError, ScanError, UnexpectedResponseError
 from ._protocol import Envelope
+from ._ratelimit import RateSnapshot
 from ._scanplan import PageAnswer, PageRequest, Received, ScanPlan
 from ._validation import check_concurrency
 from .models.scans import Checkpoint
@@ -145,7 +146,7 @@ class Scan(Generic[T], AsyncIterator[T]):
         resume_from: Checkpoint | dict[str, Any] | None = None,
         on_progress: Callable[[ScanProgress], object] | None = None,
         prefetch: int | None = None,
-        rate: Callable[[], object] | None = None,
+        rate: Callable[[], RateSnapshot] | None = None,
     ) -> None:
         if order not in ("page", "completed"):
             raise InvalidInputError("order", "expected 'page' or 'completed'")
@@ -195,7 +196,7 @@ class Scan(Generic[T], AsyncIterator[T]):
         self._started: float | None = None
         self._stopped: float | None = None
         self._retries_at_start: dict[str, int] = {}
-        self._rate_at_start: object = None
+        self._rate_at_start: RateSnapshot | None = None
         self._iterator: weakref.ref[AsyncGenerator[Any, None]] | None = None
         self._strong: AsyncGenerator[Any, None] | None = None
         self._managed = False
@@ -276,15 +277,16 @@ class Scan(Generic[T], AsyncIterator[T]):
         return (self._stopped or time.monotonic()) - self._started
 
     def _rate_figures(self) -> dict[str, Any]:
-        snapshot = self._rate() if self._rate is not None else None
-        if snapshot is None:
+        """The client's pacing figures (``RateGate.snapshot()``), 429s counted since the start."""
+        if self._rate is None:
             return {}
-        before = getattr(self._rate_at_start, "responses_429", 0)
+        snapshot = self._rate()
+        before = self._rate_at_start.responses_429 if self._rate_at_start is not None else 0
         return {
-            "request_rate": float(getattr(snapshot, "request_rate", 0.0)),
-            "rate_limit": getattr(snapshot, "limit", None),
-            "rate_limit_source": getattr(snapshot, "limit_source", None),
-            "responses_429": int(getattr(snapshot, "responses_429", 0)) - before,
+            "request_rate": snapshot.request_rate,
+            "rate_limit": snapshot.limit,
+            "rate_limit_source": snapshot.limit_source,
+            "responses_429": snapshot.responses_429 - before,
         }
 
     @property

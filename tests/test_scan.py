@@ -42,6 +42,7 @@ async def test_50000_dossiers_through_429s_exactly_once_and_never_early(form: st
         assert stats["early_requests"] == 0
         assert scan.report.complete
         assert scan.report.retries["429"] == stats["rate_limited"]
+        assert scan.report.responses_429 == stats["rate_limited"]
         assert client.stats.cooldowns >= 1
 
 
@@ -86,6 +87,18 @@ async def test_page_order_and_progress(sim: Simulator, client: ea.Client) -> Non
         False,
     )
     assert sim.stats.max_in_flight <= 4
+    assert report.complete
+    assert report.problems == ()
+    assert report.request_rate > 0
+    assert (report.rate_limit, report.responses_429) == (None, 0)
+
+
+async def test_the_report_shows_the_configured_rate(sim: Simulator) -> None:
+    async with client_for(sim, limits=ea.Limits(max_rate=5000)) as client:
+        scan = client.dossiers.scan(page_size=500, concurrency=2)
+        assert len([d async for d in scan]) == 2000
+        assert (scan.report.rate_limit, scan.report.rate_limit_source) == (5000, "configured")
+        assert scan.progress.request_rate > 0
 
 
 async def test_inserted_and_deleted_mid_scan_drift_is_reported_without_duplicates(

@@ -272,6 +272,15 @@ class Simulator:
             )
         return created
 
+    def touch_dossiers(self, dossier_ids: list[int]) -> None:
+        """Change these dossiers now (their ``stateLastChangeDate``), as a user would."""
+        self._service.touch_dossiers(dossier_ids)
+
+    @property
+    def touched(self) -> list[int]:
+        """Dossiers changed by ``touch_dossiers`` or the ``drift_touch`` fault, in order."""
+        return list(self._service.touched)
+
     def delete_dossiers(self, dossier_ids: list[int] | None = None, *, count: int = 0) -> list[int]:
         """Delete the given dossiers, or ``count`` random ones; returns the ids removed."""
         if dossier_ids is None:

@@ -193,6 +193,7 @@ class SimulatorService:
         self._limiter = RateLimiter()
         self._rng = random.Random(fault_seed)
         self._list_dossier_calls = 0
+        self.touched: list[int] = []  # dossiers changed by drift_touch, in order
         self._timers: set[asyncio.TimerHandle] = set()
         self.arrivals: dict[int, float] = {}  # id(protocol) -> when its last request arrived
         self.page_cache_bytes = 0
@@ -879,6 +880,9 @@ class SimulatorService:
         if plan.drift_delete and len(order):
             victims = [order[self._rng.randrange(len(order))] for _ in range(plan.drift_delete)]
             self.data.delete_dossiers(victims)
+        if plan.drift_touch and len(order):
+            victims = [order[self._rng.randrange(len(order))] for _ in range(plan.drift_touch)]
+            self.touch_dossiers(victims)
         for _ in range(plan.drift_insert):
             order = self.data.order()
             anchor = float(order[self._rng.randrange(len(order))]) + 0.5 if len(order) else None
@@ -888,6 +892,13 @@ class SimulatorService:
                 fields={"dossierReference": f"DRIFT-{uuid.uuid4().hex[:10]}"},
                 position=anchor,
             )
+
+    def touch_dossiers(self, dossier_ids: Sequence[int]) -> None:
+        """A change with no other effect: ``stateLastChangeDate`` becomes now."""
+        for dossier_id in dossier_ids:
+            if self.data.exists(dossier_id):
+                self.data.update_dossier(dossier_id, {"changed": dt.datetime.now()})
+                self.touched.append(dossier_id)
 
     async def list_dossiers(self, request: web.Request) -> web.Response:
         params = self._query(request, _DOSSIER_FILTERS)

@@ -72,6 +72,7 @@ class FaultPlan:
     drift_every: int = 0  # every N list-dossiers requests...
     drift_insert: int = 0  # ...insert this many dossiers among the existing ones
     drift_delete: int = 0  # ...and delete this many
+    drift_touch: int = 0  # ...and change this many (stateLastChangeDate becomes now)
     early_grace: float = 0.1  # a request this soon after a 429 was already in flight
     document_shape: Literal["v1.1", "v1.3"] = "v1.1"
     download_filename: str | None = None  # hostile names for download tests

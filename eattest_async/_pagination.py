@@ -425,6 +425,10 @@ class Scan(Generic[T], AsyncIterator[T]):
         idle = 0
         try:
             while True:
+                # Answers in: their slots are free again at once, whatever the order.
+                for seq in [s for s, t in tasks.items() if t.done()]:
+                    if seq in tasks:  # not cancelled meanwhile as obsolete
+                        ready_items += self._collect(seq, tasks, requests, ready, dying)
                 sent = 0
                 if ready_items < self._ahead_items:
                     for request in plan.issue(self.concurrency - len(tasks)):
@@ -445,27 +449,7 @@ class Scan(Generic[T], AsyncIterator[T]):
                     if idle > 2:  # pragma: no cover - a plan that neither ends nor asks
                         raise RuntimeError(f"scan plan stalled: {plan.problems(finished=False)}")
                     continue
-                done, _ = await asyncio.wait(
-                    list(tasks.values()), return_when=asyncio.FIRST_COMPLETED
-                )
-                for seq, task in list(tasks.items()):
-                    if task not in done or seq not in tasks:
-                        continue  # still running, or cancelled above as obsolete
-                    del tasks[seq]
-                    request = requests.pop(seq)
-                    try:
-                        arrived = task.result()
-                    except EattestError as exc:
-                        raise self._error(request, exc) from exc
-                    for gone in arrived.received.obsolete:
-                        obsolete = tasks.pop(gone.seq, None)
-                        requests.pop(gone.seq, None)
-                        if obsolete is not None:
-                            obsolete.cancel()
-                            dying.add(obsolete)
-                    ready[seq] = arrived
-                    ready_items += len(arrived.items)
-                    self._note_drift()
+                await asyncio.wait(list(tasks.values()), return_when=asyncio.FIRST_COMPLETED)
                 for task in [t for t in dying if t.done()]:
                     dying.discard(task)
                     if not task.cancelled():
@@ -485,6 +469,31 @@ class Scan(Generic[T], AsyncIterator[T]):
                     logger.warning(
                         "scan of %s incomplete: %s", self._operation, "; ".join(problems)
                     )
+
+    def _collect(
+        self,
+        seq: int,
+        tasks: dict[int, asyncio.Task[_Arrived[T]]],
+        requests: dict[int, PageRequest],
+        ready: dict[int, _Arrived[T]],
+        dying: set[asyncio.Task[_Arrived[T]]],
+    ) -> int:
+        """Take the answer of task ``seq`` (done): ready to hand over; returns its items."""
+        task = tasks.pop(seq)
+        request = requests.pop(seq)
+        try:
+            arrived = task.result()
+        except EattestError as exc:
+            raise self._error(request, exc) from exc
+        for gone in arrived.received.obsolete:
+            obsolete = tasks.pop(gone.seq, None)
+            requests.pop(gone.seq, None)
+            if obsolete is not None:
+                obsolete.cancel()
+                dying.add(obsolete)
+        ready[seq] = arrived
+        self._note_drift()
+        return len(arrived.items)
 
     def _deliverable(self, ready: dict[int, _Arrived[T]], running: Iterable[int]) -> int | None:
         """The answer to hand over next: in page order, none while a page before is unread."""

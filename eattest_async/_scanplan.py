@@ -307,13 +307,22 @@ class ScanPlan:
         self.budget = max(self.budget or 0, self.pages_fetched + 4 * pages)
 
     def _claimed(self) -> Spans:
-        """Positions read, given up, or asked for and not yet answered."""
-        claimed = Spans(self.read.items)
-        for a, b, _ in self.given_up.items:
-            claimed.add(a, b, "x")
-        for request in self._in_flight.values():
-            claimed.add(request.start, request.start + request.size, "x")
-        return claimed
+        """Positions read, given up, or asked for and not yet answered (merged once)."""
+        ranges = sorted(
+            [
+                *((a, b) for a, b, _ in self.read.items),
+                *((a, b) for a, b, _ in self.given_up.items),
+                *((r.start, r.start + r.size) for r in self._in_flight.values()),
+            ]
+        )
+        merged: list[tuple[int, int, Any]] = []
+        for a, b in ranges:
+            if merged and a <= merged[-1][1]:
+                if b > merged[-1][1]:
+                    merged[-1] = (merged[-1][0], b, None)
+            else:
+                merged.append((a, b, None))
+        return Spans(merged)
 
     def issue(self, limit: int) -> list[PageRequest]:
         """Up to ``limit`` new requests: the first pages of what is neither read nor asked."""
@@ -356,10 +365,14 @@ class ScanPlan:
 
     def frontier(self) -> int:
         """The first position neither read nor given up: page order delivers up to it."""
-        covered = Spans(self.read.items)
-        for a, b, _ in self.given_up.items:
-            covered.add(a, b, "x")
-        return next(covered.gaps(0, None))[0]
+        position = 0
+        for a, b in sorted(
+            [*((a, b) for a, b, _ in self.read.items), *((a, b) for a, b, _ in self.given_up.items)]
+        ):
+            if a > position:
+                break
+            position = max(position, b)
+        return position
 
     @property
     def in_flight(self) -> int:

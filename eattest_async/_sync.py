@@ -184,6 +184,7 @@ class Changes(Generic[T], AsyncIterator[T]):
         return self._tracker.watermark()
 
     async def aclose(self) -> None:
+        """Stop now: cancel in-flight requests, release every connection."""
         if self._generator is not None:
             await self._generator.aclose()
         await self.scan.aclose()

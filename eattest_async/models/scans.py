@@ -63,6 +63,7 @@ class Checkpoint:
 
     @property
     def items_done(self) -> int:
+        """How many items the ranges hold."""
         return sum(stop - start for start, stop in self.done)
 
     def to_json(self) -> dict[str, Any]:
@@ -141,6 +142,7 @@ class Watermark:
     filters: tuple[tuple[str, str], ...] = ()
 
     def to_json(self) -> dict[str, Any]:
+        """A JSON-serialisable form, for a state file and ``from_json``."""
         return {
             "version": WATERMARK_VERSION,
             "changed_at": self.changed_at.isoformat(),
@@ -150,6 +152,7 @@ class Watermark:
 
     @classmethod
     def from_json(cls, data: object) -> Watermark:
+        """Check and load what ``to_json()`` wrote."""
         if not isinstance(data, Mapping) or data.get("version") != WATERMARK_VERSION:
             raise InvalidInputError("since", "not a sync watermark (or an unknown version)")
         try:

@@ -44,6 +44,7 @@ if TYPE_CHECKING:
     from ._config import Environment
     from ._pagination import Checkpoint, ScanProgress
     from .models import Dossier, FileInfo, NewDossier
+    from .models.scans import Watermark
 
 EXIT_API, EXIT_USAGE, EXIT_AUTH, EXIT_RATE, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
 EXIT_PIPE = 141  # what a shell reports for a program stopped by SIGPIPE
@@ -557,6 +558,8 @@ def scan(
             environment, username=user, password=password, account_id=account_id
         ) as client:
             resource = client.dossiers if kind == "dossiers" else client.thirdparties
+            if resume_from is not None:
+                _drop_cut_line(out)
             with (
                 _progress(console) as progress,
                 _Writer(out, append=resume_from is not None) as writer,
@@ -564,12 +567,18 @@ def scan(
                 task = progress.add_task(
                     kind, total=None, items=0, rate="0", retries="0", cooldown="-"
                 )
+                update, every = _updater(progress, task), _Every()
+
+                def on_progress(snapshot: ScanProgress) -> None:
+                    update(snapshot)
+                    every.page()
+
                 found: Scan[Any] = resource.scan(
                     page_size=page_size,
                     concurrency=concurrency,
                     raw=True,
                     resume_from=resume_from,
-                    on_progress=_updater(progress, task),
+                    on_progress=on_progress,
                     **{k: v for k, v in filters.items() if v is not None},
                 )
                 key = "dossierId" if kind == "dossiers" else "thirdpartyId"
@@ -579,14 +588,60 @@ def scan(
                     async for item in found:
                         if str(item.get(key)) not in already:
                             writer.write(item)
+                        if every.due:
+                            # What the checkpoint counts is written first: a kill -9 loses
+                            # nothing, and a resume repeats nothing (the ids above).
+                            writer.flush()
+                            _save_checkpoint(checkpoint_path, found.checkpoint())
+                            every.done()
                 finally:
                     writer.flush()
                     if not found.report.complete:
                         _save_checkpoint(checkpoint_path, found.checkpoint())
                         console.print(f"partial: checkpoint written to {checkpoint_path}")
+                    elif resume_from is not None or every.saved:
+                        checkpoint_path.unlink(missing_ok=True)  # noqa: ASYNC240
         console.print(f"{found.report.items:,} {kind} in {found.report.elapsed:.1f} s")
 
     _run(run)
+
+
+class _Every:
+    """When the scan's checkpoint is due: every 50 pages or 2 seconds."""
+
+    def __init__(self, pages: int = 50, seconds: float = 2.0) -> None:
+        self.pages, self.seconds = pages, seconds
+        self.due = self.saved = False
+        self._count, self._last = 0, time.monotonic()
+
+    def page(self) -> None:
+        self._count += 1
+        if self._count >= self.pages or time.monotonic() - self._last >= self.seconds:
+            self.due = True
+
+    def done(self) -> None:
+        self.due, self.saved = False, True
+        self._count, self._last = 0, time.monotonic()
+
+
+def _drop_cut_line(path: str) -> None:
+    """Cut a file back to its last complete line: what a kill -9 in a write leaves."""
+    if path == "-" or not Path(path).is_file():
+        return
+    with open(path, "rb+") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        position = size
+        while position > 0:
+            step = min(65536, position)
+            handle.seek(position - step)
+            chunk = handle.read(step)
+            newline = chunk.rfind(b"\n")
+            if newline >= 0:
+                position = position - step + newline + 1
+                break
+            position -= step
+        if position != size:
+            handle.truncate(position)
 
 
 def _load_checkpoint(path: str) -> Checkpoint:
@@ -620,6 +675,100 @@ def _save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
         _write_file_atomically(path, orjson.dumps(checkpoint.to_json()))
     except OSError as error:
         _say(f"could not write the checkpoint {path}: {error.strerror or error}")
+
+
+@cli.command()
+@_connection_options
+@click.option(
+    "--state",
+    "state",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="the watermark file (the first run, without it, takes every dossier)",
+)
+@click.option(
+    "--out", default="-", show_default=True, help="FILE.jsonl to append to, or - for stdout"
+)
+@click.option(
+    "--margin",
+    default=600,
+    show_default=True,
+    type=click.IntRange(0),
+    help="seconds asked again before the watermark (clock skew, same-second changes)",
+)
+@click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1, 256))
+@click.option("--page-size", default=100, show_default=True, type=click.IntRange(1, 2000))
+def sync(
+    env: str,
+    base_url: str | None,
+    token_url: str | None,
+    username: str | None,
+    account_id: int | None,
+    state: str,
+    out: str,
+    margin: int,
+    concurrency: int,
+    page_size: int,
+) -> None:
+    """Append the dossiers changed since the last run to OUT (JSON lines), each once.
+
+    The watermark in STATE moves only when a run went through complete: an interrupted
+    or incomplete run is simply run again (lines it appended come again: read OUT as
+    upserts by dossierId).
+    """
+    import datetime as dt
+
+    environment = _environment(env, base_url, token_url)
+    state_path = Path(state)
+    since = _load_watermark(state_path)
+    _Writer.check(out)
+    user, password = _credentials(username)
+
+    async def run() -> None:
+        from ._client import Client
+
+        async with Client(
+            environment, username=user, password=password, account_id=account_id
+        ) as client:
+            changes = client.dossiers.changes(
+                since=since,
+                margin=dt.timedelta(seconds=margin),
+                page_size=page_size,
+                concurrency=concurrency,
+                raw=True,
+            )
+            _drop_cut_line(out)
+            with _Writer(out, append=True) as writer:
+                try:
+                    async for item in changes:
+                        writer.write(item)
+                finally:
+                    writer.flush()
+        report, watermark = changes.report, changes.next_watermark
+        if not report.complete:
+            _fail(
+                f"{changes.delivered} changed dossiers written, but the run was incomplete "
+                f"({'; '.join(report.problems)}): the watermark stays, run again",
+                EXIT_API,
+            )
+        if watermark is not None:
+            _write_file_atomically(state_path, orjson.dumps(watermark.to_json()))
+        mark = watermark.changed_at.isoformat() if watermark is not None else "none yet"
+        _say(f"{changes.delivered} changed dossiers; watermark {mark}", label="sync", color="green")
+
+    _run(run)
+
+
+def _load_watermark(path: Path) -> Watermark | None:
+    """The state of the last run, or None for the first; a bad file is a usage error."""
+    from .models.scans import Watermark
+
+    if not path.exists():
+        return None
+    try:
+        return Watermark.from_json(orjson.loads(path.read_bytes()))
+    except (OSError, orjson.JSONDecodeError, InvalidInputError) as error:
+        _fail(f"{path} is not a sync state file ({error}): remove it to start over", EXIT_USAGE)
 
 
 def _files_of(dossier: Dossier) -> list[tuple[int, int, FileInfo, str]]:

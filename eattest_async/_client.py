@@ -44,6 +44,12 @@ class Client:
     uses but never closes. ``account_id`` skips discovering it (JWT claim, then
     ``GET /account``). ``timeouts``, ``retry`` and ``limits`` tune the behaviour; ``ssl``
     takes an ``ssl.SSLContext`` (a custom CA, client certificates). TLS is verified always.
+
+    ``timeouts`` bound each attempt; ``retry.deadline`` bounds each call, retries, token
+    grants and rate-limit waits included; ``limits`` bound every body read (see README,
+    "Limits"). An injected session is used with ``raise_for_status=False`` and
+    ``allow_redirects=False`` per request and must not retry or redirect by other means.
+    A client belongs to the event loop that opened it.
     """
 
     def __init__(

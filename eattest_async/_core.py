@@ -19,11 +19,12 @@ from __future__ import annotations
 import asyncio
 import collections
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 from urllib.parse import quote, quote_plus
 
 import anyio
@@ -41,6 +42,7 @@ from ._exceptions import (
     EattestError,
     EventLoopError,
     InvalidInputError,
+    RateLimitError,
     RequestTimeoutError,
     ResponseTooLargeError,
 )
@@ -144,6 +146,62 @@ async def read_body(
     return bytes(body)
 
 
+class Gate(Protocol):
+    """What the pipeline needs of a gate (``RateGate`` for the API, see ``_ratelimit``)."""
+
+    async def acquire(self, *, deadline: float | None = None) -> None: ...
+
+    async def release(
+        self,
+        *,
+        status: int,
+        retry_after: float | None = None,
+        info: _protocol.RateLimitInfo | None = None,
+    ) -> None: ...
+
+    def abandon(self) -> None: ...
+
+
+class CooldownGate:
+    """The token endpoint's gate: its ``Retry-After`` only. No pacing (grants are single
+    flight already), so that a dead identity provider is reported as what it is."""
+
+    def __init__(
+        self,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
+    ) -> None:
+        self._clock = clock
+        self._sleep = sleep
+        self._until = -math.inf
+
+    async def acquire(self, *, deadline: float | None = None) -> None:
+        while (wait := self._until - self._clock()) > 0:
+            if deadline is not None and self._until > deadline:
+                raise RateLimitError(
+                    "the token endpoint asked to wait past this call's deadline",
+                    status=None,
+                    method="POST",
+                    path="token",
+                    retry_after=wait,
+                )
+            await self._sleep(wait)
+
+    async def release(
+        self,
+        *,
+        status: int,
+        retry_after: float | None = None,
+        info: _protocol.RateLimitInfo | None = None,
+    ) -> None:
+        if retry_after:
+            self._until = max(self._until, self._clock() + retry_after)
+
+    def abandon(self) -> None:
+        pass
+
+
 class _Replay:
     """The answer was a 401 to renew the token for; the request goes again."""
 
@@ -168,7 +226,7 @@ class Core:
         limits: Limits,
         stats: ClientStats | None = None,
         gate: RateGate | None = None,
-        token_gate: RateGate | None = None,
+        token_gate: Gate | None = None,
         account_id: int | None = None,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
@@ -183,7 +241,7 @@ class Core:
         self.gate = gate or RateGate()
         # The token endpoint is another service: its own Retry-After must not hold API calls
         # that already have a token (nor the reverse).
-        self.token_gate = token_gate or RateGate()
+        self.token_gate = token_gate or CooldownGate(clock=clock, sleep=sleep)
         self.tokens: TokenManager | None = None
         self.redactor = Redactor(self._secrets)
         self._clock = clock
@@ -193,6 +251,14 @@ class Core:
         self._account_lock = anyio.Lock()
         self._opened = False
         self._loop: asyncio.AbstractEventLoop | None = None
+
+    @property
+    def knows_account_id(self) -> bool:
+        return self._account_id is not None
+
+    def clock(self) -> float:
+        """The core's clock (monotonic): deadlines are on it."""
+        return self._clock()
 
     def _secrets(self) -> Iterable[str]:
         return self.tokens.secrets() if self.tokens is not None else ()
@@ -293,7 +359,7 @@ class Core:
 
     async def _exchange(
         self,
-        gate: RateGate,
+        gate: Gate,
         method: str,
         url: str,
         *,
@@ -336,7 +402,7 @@ class Core:
             if not answered:
                 gate.abandon()
 
-    async def _note_answer(self, gate: RateGate, status: int, headers: Mapping[str, str]) -> None:
+    async def _note_answer(self, gate: Gate, status: int, headers: Mapping[str, str]) -> None:
         now = time.time()
         retry_after = (
             _protocol.parse_retry_after(headers.get("Retry-After"), now)
@@ -422,6 +488,7 @@ class Core:
             sleep=self._sleep,
             method=request.method,
             path=request.path,
+            started=request.started,
         )
 
     async def call(self, request: ApiRequest) -> Envelope:

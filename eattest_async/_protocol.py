@@ -51,6 +51,9 @@ class ApiRequest:
     idempotent: bool = True
     expect_content: bool = True  # False for actions whose answer is only messages
     timeout: float | None = None  # None: the client's default for the kind of request
+    # When the call began, on the core's clock, if that was before this request was built
+    # (the account id was discovered first): the call's deadline counts from there.
+    started: float | None = None
 
 
 @attrs.frozen

@@ -73,6 +73,7 @@ async def retrying(
     sleep: Callable[[float], Awaitable[object]] = anyio.sleep,
     method: str = "",
     path: str = "",
+    started: float | None = None,
 ) -> T:
     """Run ``attempt(deadline)`` until it succeeds or the policy says stop.
 
@@ -83,7 +84,8 @@ async def retrying(
     re-raised when the policy gives up.
     """
     rng = rng or random.Random()
-    deadline = clock() + policy.deadline
+    # ``started``: the call began earlier (it discovered the account id first).
+    deadline = (clock() if started is None else started) + policy.deadline
     number = 0
     last: EattestError | None = None
     while True:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -19,6 +20,22 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+# (path, started): the path built after discovering the account id, and when that began.
+# A call's deadline covers the discovery: the request built on exactly that path object
+# (in this task) carries the start. Any other request ignores it.
+_DISCOVERY: contextvars.ContextVar[tuple[str, float] | None] = contextvars.ContextVar(
+    "eattest_discovery", default=None
+)
+
+
+def started_for(path: str) -> float | None:
+    """When the call that built ``path`` began, if it had to discover the account first."""
+    found = _DISCOVERY.get()
+    if found is None or found[0] is not path:
+        return None
+    _DISCOVERY.set(None)
+    return found[1]
+
 
 class Resource:
     """Base of the resource namespaces (``client.dossiers`` ...): no state but the core."""
@@ -30,8 +47,12 @@ class Resource:
         return f"<{type(self).__name__}>"
 
     async def _account_path(self, template: str, **params: object) -> str:
+        started = None if self._core.knows_account_id else self._core.clock()
         account_id = await self._core.account_id()
-        return _protocol.path("/account/{account_id}" + template, account_id=account_id, **params)
+        built = _protocol.path("/account/{account_id}" + template, account_id=account_id, **params)
+        if started is not None:
+            _DISCOVERY.set((built, started))
+        return built
 
     async def _one(self, request: ApiRequest, model: type[T]) -> T:
         envelope = await self._core.call(request)
@@ -58,12 +79,14 @@ class Resource:
             page=check_page(page),
             pageSize=None if page_size is None else check_page_size(page_size),
         )
+        path = await self._account_path(template)
         request = ApiRequest(
             method="GET",
-            path=await self._account_path(template),
+            path=path,
             operation=operation,
             query=(*filters, *paging),
             timeout=timeout,
+            started=started_for(path),
         )
         return await self._page(request, model, page, page_size)
 
@@ -96,11 +119,13 @@ class Resource:
             raise InvalidInputError("raw", "expected True or False")
 
         async def fetch(page: int, size: int) -> Envelope:
+            path = await self._account_path(template)
             request = ApiRequest(
                 method="GET",
-                path=await self._account_path(template),
+                path=path,
                 operation=operation,
                 query=(*filters, ("page", str(page)), ("pageSize", str(size))),
+                started=started_for(path),
             )
             return await core.call(request)
 
@@ -165,6 +190,7 @@ def get(path: str, operation: str, *, timeout: float | None = None, **query: Any
         operation=operation,
         query=_protocol.query(**query),
         timeout=timeout,
+        started=started_for(path),
     )
 
 
@@ -186,4 +212,5 @@ def post(
         idempotent=idempotent,
         timeout=timeout,
         expect_content=expect_content,
+        started=started_for(path),
     )

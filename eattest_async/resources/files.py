@@ -6,9 +6,9 @@ import os
 from pathlib import Path
 
 from .._downloads import check_folder
-from .._protocol import ApiRequest, path
+from .._protocol import ApiRequest
 from ..models import FileInfo
-from ._base import Resource, get
+from ._base import Resource, get, started_for
 from ._filters import identifier
 
 
@@ -64,13 +64,17 @@ class FilesResource(Resource):
         Returns the path written.
         """
         file_id = identifier(file_id, "file_id")
-        request_path = await self._document_path(dossier_id, document_id, "/files/{f}", f=file_id)
-        request = ApiRequest(
-            method="GET", path=request_path, operation="download_file", timeout=timeout
-        )
         if expected_size is not None:
             identifier(expected_size, "expected_size")
         folder = check_folder(dest)
+        request_path = await self._document_path(dossier_id, document_id, "/files/{f}", f=file_id)
+        request = ApiRequest(
+            method="GET",
+            path=request_path,
+            operation="download_file",
+            timeout=timeout,
+            started=started_for(request_path),
+        )
         return await self._core.download(
             request,
             folder,
@@ -83,11 +87,9 @@ class FilesResource(Resource):
     async def _document_path(
         self, dossier_id: int, document_id: int, tail: str, **params: object
     ) -> str:
-        account_id = await self._core.account_id()
-        return path(
-            "/account/{a}/dossiers/{d}/documents/{doc}" + tail,
-            a=account_id,
-            d=identifier(dossier_id, "dossier_id"),
+        return await self._account_path(
+            "/dossiers/{d}/documents/{doc}" + tail,
+            d=identifier(dossier_id, "dossier_id"),  # checked before any request
             doc=identifier(document_id, "document_id"),
             **params,
         )

@@ -2,9 +2,12 @@
 over aiohttp (the only aiohttp import of the client, with the simulator's).
 
 No retries, no status rules and no body reading policy here: the core (``_core``) owns
-those. This layer sends one request, follows redirects by hand under strict rules (no
-credentials and no body cross to another origin, plain http only to loopback), bounds one
-attempt by its timeout, and translates aiohttp's errors into ours.
+those. The protocol has one exchange method, ``stream``: JSON answers, token answers and
+files are all read by the core, in chunks, under its size limits (a ``send`` reading a
+whole body would be the unbounded path). This layer sends one request, follows redirects
+by hand under strict rules (no credentials and no body cross to another origin, plain
+http only to loopback), bounds one attempt by its timeout, and translates aiohttp's
+errors into ours.
 
 A session injected by the caller is used as it is, but every request sets
 ``raise_for_status=False``, ``allow_redirects=False`` and ``auto_decompress=True`` and

@@ -368,6 +368,27 @@ async def test_a_429_from_the_token_endpoint_is_honoured() -> None:
     assert server.count("/api") == 0
 
 
+async def test_a_short_429_from_the_token_endpoint_is_waited_out() -> None:
+    asked: list[float] = []
+
+    async def handler(request: Request, out: Writer) -> None:
+        if request.path.startswith("/token"):
+            asked.append(request.at)
+            if len(asked) == 1:
+                await out.reply(429, {"error": "slow down"}, Retry_After="1")
+            else:
+                await out.reply(200, token_answer())
+        else:
+            await out.reply(200, ENVELOPE)
+
+    async with serving(handler) as server, server.client() as client:
+        await client.dossiers.list()
+        assert client.stats.retries == {"429": 1}
+    assert len(asked) == 2
+    assert asked[1] - asked[0] >= 1.0  # not before the Retry-After
+    assert server.count("/api") == 1
+
+
 # -- 5. redirects never carry secrets across origins --------------------------------------
 
 

@@ -211,18 +211,18 @@ async def test_no_retry_loop_nests_in_another() -> None:
 
 
 async def test_discovering_the_account_counts_in_the_first_call_s_deadline() -> None:
-    """A slow identity provider (0.6 s) then a slow API (0.6 s): the first call, which
+    """A slow identity provider (0.8 s) then a slow API (0.4 s): the first call, which
     must discover the account from the token, ends at its 1 s deadline, not after 1.2 s."""
 
     async def handler(request: Request, out: Writer) -> None:
-        await asyncio.sleep(0.6)
+        await asyncio.sleep(0.8 if request.path.startswith("/token") else 0.4)
         await default_handler(request, out)
 
     policy = ea.RetryPolicy(deadline=1.0, attempts=1)
     async with serving(handler) as server, server.client(retry=policy) as client:
         with pytest.raises(ea.RequestTimeoutError, match="deadline"):
             await client.dossiers.list()
-        await client.dossiers.list()  # the account is known now: 0.6 s fits the deadline
+        await client.dossiers.list()  # the account is known now: 0.4 s fits the deadline
     assert server.count("/token") == 1
 
 

@@ -38,10 +38,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol, TypeVar
 
 import anyio
+import attrs
 import orjson
 
 from ._config import Environment
 from ._exceptions import EattestError, InvalidInputError
+from ._ratelimit import GateStore, SharedLimit
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -273,6 +275,7 @@ class RedisGateStore:
         # What this process has seen (and, while Redis is away, its own GCRA state).
         self._seen_tat = 0.0
         self._seen_deadline = 0.0
+        self._seen_limit: SharedLimit | None = None
         self.peers = 1  # processes seen sharing this gate in the last minute
 
     async def reserve(
@@ -323,6 +326,42 @@ class RedisGateStore:
         except _Unavailable:
             pass
         return self._seen_deadline
+
+    async def publish_limit(self, limit: SharedLimit) -> None:
+        if self._seen_limit is None or limit.updated >= self._seen_limit.updated:
+            self._seen_limit = limit
+        encoded = orjson.dumps(attrs.asdict(limit)).decode()
+        with contextlib.suppress(_Unavailable):
+            await self._connection.script(
+                _PUBLISH_LIMIT, self._hash, (repr(limit.updated), encoded, str(_STATE_TTL))
+            )
+
+    async def limit(self) -> SharedLimit | None:
+        try:
+            reply = await self._connection.call(lambda r: r.hget(self._hash, "limit"))
+        except _Unavailable:
+            return self._seen_limit
+        shared = _decode_limit(reply)
+        if shared is not None and (
+            self._seen_limit is None or shared.updated >= self._seen_limit.updated
+        ):
+            self._seen_limit = shared
+        return self._seen_limit
+
+
+def _decode_limit(reply: object) -> SharedLimit | None:
+    if not isinstance(reply, bytes):
+        return None
+    try:
+        data = orjson.loads(reply)
+        return SharedLimit(
+            requests=float(data["requests"]),
+            window=float(data["window"]),
+            source=str(data["source"]),
+            updated=float(data["updated"]),
+        )
+    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+        return None  # written by another version: as if unknown
 
 
 # -- the token store ------------------------------------------------------------------------
@@ -470,7 +509,7 @@ class RedisTokenStore:
 class Coordinator(Protocol):
     """What a client shares with other processes of the same account (see the module doc)."""
 
-    def gate_store(self, key: str) -> Any:
+    def gate_store(self, key: str) -> GateStore | None:
         """The rate gate's store for the account ``key`` (see :func:`coordination_key`);
         None: the gate's own, in this process."""
         ...
@@ -490,13 +529,12 @@ class LocalCoordinator:
     def __repr__(self) -> str:
         return "LocalCoordinator()"
 
-    def gate_store(self, key: str) -> None:
+    def gate_store(self, key: str) -> GateStore | None:
         """None: the rate gate keeps its state in this process."""
-        return
+        return None
 
     def token_store(self, key: str, *, password: str) -> None:
         """None: the token manager keeps its token to itself."""
-        return
 
     async def aclose(self) -> None:
         """Nothing to release."""

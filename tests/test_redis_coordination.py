@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import anyio
+import attrs
 import pytest
 import redis as sync_redis
 
@@ -19,11 +20,13 @@ import eattest_async as ea
 from eattest_async._coordination import (
     CoordinationError,
     CoordinationWarning,
+    LocalCoordinator,
     RedisCoordinator,
     RedisGateStore,
     RedisTokenStore,
     coordination_key,
 )
+from eattest_async._ratelimit import GateStore, SharedLimit
 
 from .redis_server import RedisServer, redis_server
 
@@ -270,3 +273,22 @@ async def test_a_lock_left_by_a_dead_process_expires_and_waits_are_bounded(
 
 def _key_names(store: object) -> list[str]:
     return [v for v in vars(store).values() if isinstance(v, str) and v.startswith("eattest:")]
+
+
+async def test_the_newest_limit_is_shared_and_an_older_one_never_replaces_it(make: Make) -> None:
+    first, second = make().gate_store(KEY), make().gate_store(KEY)
+    assert await first.limit() is None
+    announced = SharedLimit(requests=60, window=1.0, source="announced", updated=NOW + 2)
+    await first.publish_limit(announced)
+    assert await second.limit() == announced
+    await second.publish_limit(attrs.evolve(announced, requests=90, updated=NOW + 1))
+    assert await first.limit() == announced  # older knowledge: ignored
+    learned = SharedLimit(requests=50, window=1.0, source="learned", updated=NOW + 3)
+    await second.publish_limit(learned)
+    assert await first.limit() == learned
+
+
+async def test_the_gate_stores_follow_the_gate_store_protocol(make: Make) -> None:
+    store: GateStore = make().gate_store(KEY)  # checked by mypy
+    assert store is not None
+    assert LocalCoordinator().gate_store(KEY) is None  # the gate's own, in process

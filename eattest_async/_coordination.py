@@ -34,7 +34,7 @@ import secrets
 import threading
 import time
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol, TypeVar
 
 import anyio
@@ -55,6 +55,7 @@ __all__ = [
     "LocalCoordinator",
     "RedisCoordinator",
     "coordination_key",
+    "coordinator_from_env",
 ]
 
 logger = logging.getLogger("eattest_async")
@@ -98,7 +99,7 @@ local ttl = tonumber(ARGV[8])
 local tat = math.max(tonumber(redis.call('HGET', h, 'tat') or '0'), floor_tat)
 local deadline = math.max(tonumber(redis.call('HGET', h, 'deadline') or '0'), floor_deadline)
 local slot = math.max(now, tat, deadline, not_before)
-if latest < 0 or slot <= latest then
+if latest == nil or slot <= latest then
   tat = slot + interval
 end
 redis.call('HSET', h, 'tat', string.format('%.6f', tat),
@@ -138,6 +139,13 @@ return 0
 """
 
 _STATE_TTL = 86_400  # seconds the shared gate state outlives its last use
+
+
+def _num(value: float) -> str:
+    """A number as the scripts read it: finite (Lua's tonumber reads no 'inf' or 'nan')."""
+    if value != value:  # NaN
+        return "0"
+    return repr(min(max(float(value), -1e15), 1e15))
 
 
 def _sha1(lua: str) -> str:
@@ -286,12 +294,12 @@ class RedisGateStore:
                 _RESERVE,
                 self._hash,
                 (
-                    repr(now),
-                    repr(max(0.0, interval)),
-                    repr(not_before),
-                    repr(-1.0 if latest is None else latest),
-                    repr(self._seen_tat),
-                    repr(self._seen_deadline),
+                    _num(now),
+                    _num(max(0.0, interval)),
+                    _num(not_before),
+                    "" if latest is None else _num(latest),  # '': no latest
+                    _num(self._seen_tat),
+                    _num(self._seen_deadline),
                     self._member,
                     str(_STATE_TTL),
                 ),
@@ -311,7 +319,7 @@ class RedisGateStore:
         self._seen_deadline = max(self._seen_deadline, until)
         try:
             reply = await self._connection.script(
-                _EXTEND_DEADLINE, self._hash, (repr(self._seen_deadline), str(_STATE_TTL))
+                _EXTEND_DEADLINE, self._hash, (_num(self._seen_deadline), str(_STATE_TTL))
             )
             self._seen_deadline = max(self._seen_deadline, float(reply))
         except _Unavailable:
@@ -333,7 +341,7 @@ class RedisGateStore:
         encoded = orjson.dumps(attrs.asdict(limit)).decode()
         with contextlib.suppress(_Unavailable):
             await self._connection.script(
-                _PUBLISH_LIMIT, self._hash, (repr(limit.updated), encoded, str(_STATE_TTL))
+                _PUBLISH_LIMIT, self._hash, (_num(limit.updated), encoded, str(_STATE_TTL))
             )
 
     async def limit(self) -> SharedLimit | None:
@@ -499,7 +507,11 @@ class RedisTokenStore:
             yield
         finally:
             if held:
-                with anyio.CancelScope(shield=True), contextlib.suppress(_Unavailable):
+                # Whatever happens, the lock expires by itself: never fail on releasing it.
+                with (
+                    anyio.CancelScope(shield=True),
+                    contextlib.suppress(_Unavailable, CoordinationError),
+                ):
                     await self._connection.script(_UNLOCK, self._lock_key, (owner,))
 
 
@@ -616,3 +628,13 @@ class RedisCoordinator:
     async def aclose(self) -> None:
         """Close the connections to Redis (reopened on next use)."""
         await self._connection.aclose()
+
+
+REDIS_URL_VARIABLE = "EATTEST_REDIS_URL"
+
+
+def coordinator_from_env(environ: Mapping[str, str] | None = None) -> RedisCoordinator | None:
+    """A :class:`RedisCoordinator` on ``$EATTEST_REDIS_URL`` when it is set (the CLI and
+    the FastAPI helper use this), else None: each process alone."""
+    url = (os.environ if environ is None else environ).get(REDIS_URL_VARIABLE, "").strip()
+    return RedisCoordinator(url) if url else None

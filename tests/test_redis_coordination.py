@@ -25,6 +25,7 @@ from eattest_async._coordination import (
     RedisGateStore,
     RedisTokenStore,
     coordination_key,
+    coordinator_from_env,
 )
 from eattest_async._ratelimit import GateStore, SharedLimit
 
@@ -292,3 +293,13 @@ async def test_the_gate_stores_follow_the_gate_store_protocol(make: Make) -> Non
     store: GateStore = make().gate_store(KEY)  # checked by mypy
     assert store is not None
     assert LocalCoordinator().gate_store(KEY) is None  # the gate's own, in process
+
+
+def test_the_cli_and_fastapi_setting_is_one_environment_variable() -> None:
+    assert coordinator_from_env({}) is None
+    assert coordinator_from_env({"EATTEST_REDIS_URL": " "}) is None
+    made = coordinator_from_env({"EATTEST_REDIS_URL": "redis://127.0.0.1:6379/0"})
+    assert isinstance(made, RedisCoordinator)
+    assert "6379" in repr(made)
+    with pytest.raises(ea.InvalidInputError):
+        coordinator_from_env({"EATTEST_REDIS_URL": "127.0.0.1:6379"})  # said, and wrong

@@ -68,9 +68,10 @@ async def test_a_redis_restart_mid_run_loses_nothing_and_hangs_nothing(
             return int((await sim.stats())["total_requests"])
 
         async def until(condition: Callable[[int], bool]) -> None:
-            # Waiting for a condition (progress seen by the simulator), bounded.
+            # Progress seen by a server in another process: no event to await, so a
+            # bounded poll of its counters (a condition waited for, not a race papered over).
             with anyio.fail_after(60):
-                while not condition(await served()):
+                while not condition(await served()):  # noqa: ASYNC110
                     await anyio.sleep(0.05)
 
         ready = anyio.Event()

@@ -28,7 +28,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,8 +41,8 @@ ROOT = Path(__file__).resolve().parent.parent
 LATENCY = 0.02
 WINDOW = 1.0
 PAGES = 20  # distinct pages cycled through (cached by the simulator)
-PAGE_SIZE = 100
-LIMIT = 80  # requests per window, for all processes together
+PAGE_SIZE = 10
+LIMIT = 40  # requests per window, for all processes together
 COUNTS = (1, 2, 4, 8)
 PATIENT = ea.RetryPolicy(attempts=50, max_backoff=2.0)  # give up on nothing
 
@@ -54,7 +54,9 @@ async def _work(args: argparse.Namespace) -> dict[str, Any]:
     environment = ea.Environment.custom(
         base_url=args.base_url, token_url=args.token_url, name="simulator"
     )
-    coordinator = ea.RedisCoordinator(args.redis) if args.redis else None
+    from eattest_async._coordination import RedisCoordinator
+
+    coordinator = RedisCoordinator(args.redis) if args.redis else None
     client = ea.Client(
         environment,
         username=args.username,
@@ -65,6 +67,8 @@ async def _work(args: argparse.Namespace) -> dict[str, Any]:
     )
     result: dict[str, Any] = {"pid": os.getpid()}
     async with client:
+        if args.sign_in_first:
+            await client.account.get()  # sign in (and connect) before the timing starts
         print("READY", flush=True)
         await asyncio.to_thread(sys.stdin.readline)  # one start signal for every worker
         result["started"] = time.time()
@@ -81,7 +85,7 @@ async def _work(args: argparse.Namespace) -> dict[str, Any]:
         gate = getattr(client, "_gate", None)  # private: what the gate saw, if reachable
         if gate is not None and hasattr(gate, "snapshot"):
             result["responses_429"] = gate.snapshot().responses_429
-    if isinstance(coordinator, ea.RedisCoordinator):
+    if isinstance(coordinator, RedisCoordinator):
         result["coordination_failures"] = coordinator.failures
     return result
 
@@ -112,6 +116,7 @@ def worker(argv: Sequence[str]) -> None:
     parser.add_argument("--index", type=int, default=0, help="this worker's number...")
     parser.add_argument("--of", type=int, default=1, help="...of this many")
     parser.add_argument("--page-size", type=int, default=PAGE_SIZE)
+    parser.add_argument("--sign-in-first", action="store_true", help="before READY")
     args = parser.parse_args(argv)
     print(json.dumps(asyncio.run(_work(args))), flush=True)
 
@@ -129,6 +134,8 @@ async def run_workers(
     page_size: int = PAGE_SIZE,
     bound: float = 120.0,
     ready: anyio.Event | None = None,
+    sign_in_first: bool = False,
+    before_go: Callable[[], Awaitable[None]] | None = None,
 ) -> list[dict[str, Any]]:
     """Run ``count`` worker processes to the end; their results, in start order.
 
@@ -136,7 +143,9 @@ async def run_workers(
     pages, each its share.
     ``bound`` (seconds) caps the whole run: workers still running then are killed and
     ``TimeoutError`` is raised (a hang is a failure, never a wait without end).
-    ``ready`` is set once every worker has had the start signal.
+    ``ready`` is set once every worker has had the start signal. ``sign_in_first``: each
+    worker signs in and makes one request before it is ready; ``before_go`` is awaited
+    once all are ready, before the start signal.
     """
     command = [
         sys.executable,
@@ -158,6 +167,7 @@ async def run_workers(
         "--page-size",
         str(page_size),
         *(["--redis", redis_url] if redis_url else []),
+        *(["--sign-in-first"] if sign_in_first else []),
     ]
     env = {**os.environ, "EATTEST_PASSWORD": sim.password}
     processes: list[asyncio.subprocess.Process] = []
@@ -182,6 +192,8 @@ async def run_workers(
                 line = await process.stdout.readline()
                 if line.strip() != b"READY":
                     raise RuntimeError(f"a worker did not start: {line!r}")
+            if before_go is not None:
+                await before_go()
             for process in processes:
                 assert process.stdin is not None
                 process.stdin.write(b"GO\n")
@@ -229,8 +241,22 @@ async def one_count(
         rate_limit=LIMIT, rate_window=WINDOW, rate_scope="global", ratelimit_headers="draft"
     )
     await sim.reset()
+    grants = 0
+
+    async def start_clean() -> None:
+        # Sign-ins happened before: count them, then start with fresh windows and counters.
+        nonlocal grants
+        grants = sum((await sim.stats())["token_grants"].values())
+        await sim.reset()
+
     results = await run_workers(
-        sim, count, redis_url=redis_url, mode="pages", pages=windows * LIMIT
+        sim,
+        count,
+        redis_url=redis_url,
+        mode="pages",
+        pages=windows * LIMIT,
+        sign_in_first=True,
+        before_go=start_clean,
     )
     stats = await sim.stats()
     elapsed = max(r["finished"] for r in results) - min(r["started"] for r in results)
@@ -241,7 +267,7 @@ async def one_count(
         "pages": answered,
         "429s": stats["rate_limited"],
         "early requests": stats["early_requests"],
-        "token grants": sum(stats["token_grants"].values()),
+        "token grants": grants,
     }
 
 

@@ -289,13 +289,14 @@ class RedisGateStore:
     async def reserve(
         self, *, now: float, interval: float, not_before: float, latest: float | None = None
     ) -> float:
+        spacing = max(0.0, interval)
         try:
             reply = await self._connection.script(
                 _RESERVE,
                 self._hash,
                 (
                     _num(now),
-                    _num(max(0.0, interval)),
+                    _num(spacing),
                     _num(not_before),
                     "" if latest is None else _num(latest),  # '': no latest
                     _num(self._seen_tat),
@@ -305,12 +306,11 @@ class RedisGateStore:
                 ),
             )
             slot, self.peers = float(reply[0]), max(1, int(reply[1]))
-            spacing = max(0.0, interval)
         except _Unavailable:
             # Alone now: the same GCRA step on what this process knows, at a share of the
             # rate such that the processes last seen together stay within the limit.
             slot = max(now, self._seen_tat, self._seen_deadline, not_before)
-            spacing = max(0.0, interval) * self.peers
+            spacing *= self.peers
         if latest is None or slot <= latest:
             self._seen_tat = max(self._seen_tat, slot + spacing)
         return slot

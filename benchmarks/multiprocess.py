@@ -54,9 +54,7 @@ async def _work(args: argparse.Namespace) -> dict[str, Any]:
     environment = ea.Environment.custom(
         base_url=args.base_url, token_url=args.token_url, name="simulator"
     )
-    from eattest_async._coordination import RedisCoordinator
-
-    coordinator = RedisCoordinator(args.redis) if args.redis else None
+    coordinator = ea.RedisCoordinator(args.redis) if args.redis else None
     client = ea.Client(
         environment,
         username=args.username,
@@ -82,10 +80,8 @@ async def _work(args: argparse.Namespace) -> dict[str, Any]:
             share = args.pages // args.of + (1 if args.index < args.pages % args.of else 0)
             result["pages"] = await _fetch_pages(client, share, args.page_size)
         result["finished"] = time.time()
-        gate = getattr(client, "_gate", None)  # private: what the gate saw, if reachable
-        if gate is not None and hasattr(gate, "snapshot"):
-            result["responses_429"] = gate.snapshot().responses_429
-    if isinstance(coordinator, RedisCoordinator):
+        result["responses_429"] = client._core.gate.snapshot().responses_429
+    if isinstance(coordinator, ea.RedisCoordinator):
         result["coordination_failures"] = coordinator.failures
     return result
 

@@ -2,6 +2,13 @@
 
 from ._client import Client, ClientStats
 from ._config import Environment, Limits, RetryPolicy, Timeouts
+from ._coordination import (
+    CoordinationError,
+    CoordinationWarning,
+    Coordinator,
+    LocalCoordinator,
+    RedisCoordinator,
+)
 from ._exceptions import (
     ApiError,
     AuthenticationError,
@@ -69,6 +76,9 @@ __all__ = [
     "ClientClosedError",
     "ClientStats",
     "ConnectError",
+    "CoordinationError",
+    "CoordinationWarning",
+    "Coordinator",
     "Document",
     "Dossier",
     "DossierCreationError",
@@ -86,6 +96,7 @@ __all__ = [
     "IndicatorStatistics",
     "InvalidInputError",
     "Limits",
+    "LocalCoordinator",
     "Message",
     "Messages",
     "NewDossier",
@@ -96,6 +107,7 @@ __all__ = [
     "ProcessTimeoutError",
     "RateLimitError",
     "RedirectError",
+    "RedisCoordinator",
     "RequestTimeoutError",
     "Requirement",
     "RequirementError",

@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 from ._auth import Secret, TokenManager
 from ._config import Environment, Limits, RetryPolicy, Timeouts
+from ._coordination import Coordinator, LocalCoordinator, coordination_key
 from ._core import ClientStats, Core
 from ._exceptions import InvalidInputError
 from ._ratelimit import RateGate
@@ -50,6 +51,9 @@ class Client:
     "Limits"). An injected session is used with ``raise_for_status=False`` and
     ``allow_redirects=False`` per request and must not retry or redirect by other means.
     A client belongs to the event loop that opened it.
+
+    ``coordinator`` shares the token and the rate gate with the other processes of the
+    account (``RedisCoordinator(url)``; see "Running several workers" in the README).
     """
 
     def __init__(
@@ -65,6 +69,7 @@ class Client:
         limits: Limits | None = None,
         ssl: _ssl.SSLContext | None = None,
         user_agent: str | None = None,
+        coordinator: Coordinator | None = None,
     ) -> None:
         if not isinstance(environment, Environment):
             raise InvalidInputError(
@@ -107,6 +112,13 @@ class Client:
             user_agent=user_agent or f"eattest-async/{__version__}",
             allow_http=environment.allow_http,
         )
+        if coordinator is not None and not all(
+            hasattr(coordinator, name) for name in ("gate_store", "token_store", "aclose")
+        ):
+            raise InvalidInputError("coordinator", "expected a RedisCoordinator or a Coordinator")
+        # What this client shares with other processes of the account (nothing by default).
+        self._coordinator = coordinator or LocalCoordinator()
+        shared = coordination_key(environment, username)
         self._core = core = Core(
             environment=environment,
             transport=self._transport,
@@ -114,7 +126,9 @@ class Client:
             retry=self.retry_policy,
             limits=self.limits,
             stats=self.stats,
-            gate=RateGate(max_rate=self.limits.max_rate),
+            gate=RateGate(
+                max_rate=self.limits.max_rate, store=self._coordinator.gate_store(shared)
+            ),
             account_id=account_id,
         )
         if username is not None and password is not None:
@@ -123,6 +137,7 @@ class Client:
                 username=username,
                 password=Secret(password),
                 client_id=environment.client_id,
+                store=self._coordinator.token_store(shared, password=password),
             )
             self.stats.token_grants = core.tokens.grants
 
@@ -160,7 +175,10 @@ class Client:
 
     async def aclose(self) -> None:
         """Close what the client opened (an injected session stays open). Idempotent."""
-        await self._core.close()
+        try:
+            await self._core.close()
+        finally:
+            await self._coordinator.aclose()
 
     @property
     def token_lifetime(self) -> float | None:

@@ -38,12 +38,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol, TypeVar
 
 import anyio
-import attrs
 import orjson
 
+from ._auth import TokenRecord, TokenStore
 from ._config import Environment
 from ._exceptions import EattestError, InvalidInputError
-from ._ratelimit import GateStore, SharedLimit
+from ._ratelimit import GateStore
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -118,17 +118,6 @@ local deadline = math.max(tonumber(redis.call('HGET', h, 'deadline') or '0'), to
 redis.call('HSET', h, 'deadline', string.format('%.6f', deadline))
 redis.call('EXPIRE', h, tonumber(ARGV[2]))
 return string.format('%.6f', deadline)
-"""
-
-_PUBLISH_LIMIT = """
-local h = KEYS[1]
-local updated = tonumber(redis.call('HGET', h, 'limit_updated') or '-1')
-if tonumber(ARGV[1]) >= updated then
-  redis.call('HSET', h, 'limit_updated', ARGV[1], 'limit', ARGV[2])
-  redis.call('EXPIRE', h, tonumber(ARGV[3]))
-  return 1
-end
-return 0
 """
 
 _UNLOCK = """
@@ -283,7 +272,6 @@ class RedisGateStore:
         # What this process has seen (and, while Redis is away, its own GCRA state).
         self._seen_tat = 0.0
         self._seen_deadline = 0.0
-        self._seen_limit: SharedLimit | None = None
         self.peers = 1  # processes seen sharing this gate in the last minute
 
     async def reserve(
@@ -334,42 +322,6 @@ class RedisGateStore:
         except _Unavailable:
             pass
         return self._seen_deadline
-
-    async def publish_limit(self, limit: SharedLimit) -> None:
-        if self._seen_limit is None or limit.updated >= self._seen_limit.updated:
-            self._seen_limit = limit
-        encoded = orjson.dumps(attrs.asdict(limit)).decode()
-        with contextlib.suppress(_Unavailable):
-            await self._connection.script(
-                _PUBLISH_LIMIT, self._hash, (_num(limit.updated), encoded, str(_STATE_TTL))
-            )
-
-    async def limit(self) -> SharedLimit | None:
-        try:
-            reply = await self._connection.call(lambda r: r.hget(self._hash, "limit"))
-        except _Unavailable:
-            return self._seen_limit
-        shared = _decode_limit(reply)
-        if shared is not None and (
-            self._seen_limit is None or shared.updated >= self._seen_limit.updated
-        ):
-            self._seen_limit = shared
-        return self._seen_limit
-
-
-def _decode_limit(reply: object) -> SharedLimit | None:
-    if not isinstance(reply, bytes):
-        return None
-    try:
-        data = orjson.loads(reply)
-        return SharedLimit(
-            requests=float(data["requests"]),
-            window=float(data["window"]),
-            source=str(data["source"]),
-            updated=float(data["updated"]),
-        )
-    except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
-        return None  # written by another version: as if unknown
 
 
 # -- the token store ------------------------------------------------------------------------
@@ -453,7 +405,8 @@ class RedisTokenStore:
     def __repr__(self) -> str:
         return f"<RedisTokenStore {self._key}>"
 
-    async def load_raw(self) -> dict[str, Any] | None:
+    async def load(self) -> TokenRecord | None:
+        """The shared token, or None (none yet, unreadable, or Redis unavailable)."""
         try:
             sealed = await self._connection.call(lambda r: r.get(self._key))
         except _Unavailable:
@@ -465,13 +418,36 @@ class RedisTokenStore:
             return None
         try:
             data = orjson.loads(plain)
-        except orjson.JSONDecodeError:
-            return None
-        return data if isinstance(data, dict) else None
+            return TokenRecord(
+                access=str(data["access"]),
+                refresh=None if data["refresh"] is None else str(data["refresh"]),
+                expires_at=float(data["expires_at"]),
+                refresh_expires_at=(
+                    None
+                    if data["refresh_expires_at"] is None
+                    else float(data["refresh_expires_at"])
+                ),
+                lifetime=float(data["lifetime"]),
+                issued_at=float(data["issued_at"]),
+            )
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            return None  # written by another version: as if absent
 
-    async def save_raw(self, data: dict[str, Any], *, expires_at: float) -> None:
-        sealed = await self._sealer.seal(orjson.dumps(data), self._key.encode())
-        ttl_ms = max(1, int((expires_at - time.time()) * 1000))
+    async def save(self, record: TokenRecord) -> None:
+        """Share ``record`` (sealed) until it can no longer be used or refreshed."""
+        plain = orjson.dumps(
+            {
+                "access": record.access,
+                "refresh": record.refresh,
+                "expires_at": record.expires_at,
+                "refresh_expires_at": record.refresh_expires_at,
+                "lifetime": record.lifetime,
+                "issued_at": record.issued_at,
+            }
+        )
+        sealed = await self._sealer.seal(plain, self._key.encode())
+        usable_until = max(record.expires_at, record.refresh_expires_at or 0.0)
+        ttl_ms = max(1000, int((usable_until - time.time()) * 1000))
         with contextlib.suppress(_Unavailable):
             await self._connection.call(lambda r: r.set(self._key, sealed, px=ttl_ms))
 
@@ -526,7 +502,7 @@ class Coordinator(Protocol):
         None: the gate's own, in this process."""
         ...
 
-    def token_store(self, key: str, *, password: str) -> Any:
+    def token_store(self, key: str, *, password: str) -> TokenStore | None:
         """The token store for the account ``key``; None: the token stays in this process."""
         ...
 
@@ -545,8 +521,9 @@ class LocalCoordinator:
         """None: the rate gate keeps its state in this process."""
         return None
 
-    def token_store(self, key: str, *, password: str) -> None:
+    def token_store(self, key: str, *, password: str) -> TokenStore | None:
         """None: the token manager keeps its token to itself."""
+        return None
 
     async def aclose(self) -> None:
         """Nothing to release."""

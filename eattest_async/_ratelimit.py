@@ -191,6 +191,8 @@ class RateGate:
         self._in_flight = 0
         self._answered = False
         self._first_answer = anyio.Event()
+        # A task is on its way to the first request: its reserve may await (a shared store).
+        self._probing = False
         # What the server announced or what was learned: ``requests`` per ``window``.
         self._limit: SharedLimit | None = None
         self._fraction = ANNOUNCED_FRACTION
@@ -280,36 +282,42 @@ class RateGate:
         """
         called = self._clock()
         await self._share_deadline()
-        if not self._answered and self._in_flight > 0:
+        if not self._answered and (self._in_flight > 0 or self._probing):
             # One request alone until the first answer: its headers tell the budget. A slow
             # first answer holds the others FIRST_ANSWER_WAIT at most.
             wait = FIRST_ANSWER_WAIT
             if deadline is not None:
                 wait = min(wait, max(0.0, deadline - called))
             await self._first_answer_or(wait)
-        while True:
-            now = self._clock()
-            offset = self._wall() - now  # wall = gate clock + offset
-            slot = (
-                await self._store.reserve(
-                    now=now + offset,
-                    interval=self._interval(now),
-                    not_before=max(self._hold(now), self._deadline) + offset,
-                    latest=None if deadline is None else deadline + offset,
+        probe = not self._answered and not self._probing
+        self._probing = self._probing or probe
+        try:
+            while True:
+                now = self._clock()
+                offset = self._wall() - now  # wall = gate clock + offset
+                slot = (
+                    await self._store.reserve(
+                        now=now + offset,
+                        interval=self._interval(now),
+                        not_before=max(self._hold(now), self._deadline) + offset,
+                        latest=None if deadline is None else deadline + offset,
+                    )
+                    - offset
                 )
-                - offset
-            )
-            if deadline is not None and slot > deadline:
-                raise self._too_late(slot - now)
-            if slot > now:
-                await self._sleep(slot - now)
-            # While it slept, a 429 may have set a deadline or an answer emptied the budget.
-            now = self._clock()
-            shared = await self._store.deadline() - (self._wall() - now)
-            if shared > self._deadline:
-                self._deadline = shared
-            if now >= self._deadline and now >= self._hold(now):
-                break
+                if deadline is not None and slot > deadline:
+                    raise self._too_late(slot - now)
+                if slot > now:
+                    await self._sleep(slot - now)
+                # While it slept, a 429 may have set a deadline or an answer emptied the budget.
+                now = self._clock()
+                shared = await self._store.deadline() - (self._wall() - now)
+                if shared > self._deadline:
+                    self._deadline = shared
+                if now >= self._deadline and now >= self._hold(now):
+                    break
+        finally:
+            if probe:
+                self._probing = False  # answered, abandoned, or in flight (counted) by now
         self._seq += 1
         self._in_flight += 1
         _TICKET.set(_Ticket(self, self._seq, now))

@@ -440,6 +440,14 @@ def _connection_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
+def _coordinator() -> Any:
+    """``$EATTEST_REDIS_URL``: share the token and the rate gate with the account's other
+    processes (README, "Running several workers"); unset: this process alone."""
+    from ._coordination import coordinator_from_env
+
+    return coordinator_from_env()
+
+
 def _credentials(username: str | None) -> tuple[str, str]:
     password = os.environ.get("EATTEST_PASSWORD")
     if not username:
@@ -472,7 +480,11 @@ def whoami(
         from ._client import Client
 
         async with Client(
-            environment, username=user, password=password, account_id=account_id
+            environment,
+            username=user,
+            password=password,
+            account_id=account_id,
+            coordinator=_coordinator(),
         ) as client:
             account = await client.account.get()
             lifetime = client.token_lifetime
@@ -555,7 +567,11 @@ def scan(
         elif thirdparty_code or dossier_reference:
             _fail("--thirdparty-code and --reference filter dossiers only", EXIT_USAGE)
         async with Client(
-            environment, username=user, password=password, account_id=account_id
+            environment,
+            username=user,
+            password=password,
+            account_id=account_id,
+            coordinator=_coordinator(),
         ) as client:
             resource = client.dossiers if kind == "dossiers" else client.thirdparties
             if resume_from is not None:
@@ -832,7 +848,11 @@ def download(
         from ._client import Client
 
         async with Client(
-            environment, username=user, password=password, account_id=account_id
+            environment,
+            username=user,
+            password=password,
+            account_id=account_id,
+            coordinator=_coordinator(),
         ) as client:
             dossiers: list[Dossier] = [await client.dossiers.get(i) for i in dossier_ids]
             dossiers += listed
@@ -1123,7 +1143,11 @@ def create(
             )
 
         async with Client(
-            environment, username=user, password=password, account_id=account_id
+            environment,
+            username=user,
+            password=password,
+            account_id=account_id,
+            coordinator=_coordinator(),
         ) as client:
             to_send = list(fresh)
             # A row sent when the last run stopped, answer unknown: ask the service.

@@ -35,6 +35,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 from ._client import Client
 from ._config import Environment
+from ._coordination import coordinator_from_env
 from ._exceptions import (
     ApiError,
     EattestError,
@@ -56,12 +57,18 @@ def lifespan(
     """A FastAPI ``lifespan`` opening one :class:`Client` for the app, closed at shutdown.
 
     ``client_options`` are those of :class:`Client` (``username``, ``password``,
-    ``account_id``, ``timeouts``, ``retry``...).
+    ``account_id``, ``timeouts``, ``retry``...). Without a ``coordinator``, one is made
+    from ``$EATTEST_REDIS_URL`` when set, so that the app's workers share one token and
+    one rate gate.
     """
 
     @asynccontextmanager
     async def run(app: FastAPI) -> AsyncIterator[None]:
-        async with Client(environment, **client_options) as client:
+        options = dict(client_options)
+        if options.get("coordinator") is None:
+            # Several workers (uvicorn --workers, gunicorn -w): one token, one rate gate.
+            options["coordinator"] = coordinator_from_env()
+        async with Client(environment, **options) as client:
             setattr(app.state, _STATE_KEY, client)
             try:
                 yield

@@ -7,16 +7,17 @@ caller's time only, so each result is exact and no test depends on how fast it r
 from __future__ import annotations
 
 import itertools
+import time
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import anyio
-import attrs
 import pytest
 import redis as sync_redis
 
 import eattest_async as ea
+from eattest_async._auth import TokenRecord
 from eattest_async._coordination import (
     CoordinationError,
     CoordinationWarning,
@@ -27,7 +28,7 @@ from eattest_async._coordination import (
     coordination_key,
     coordinator_from_env,
 )
-from eattest_async._ratelimit import GateStore, SharedLimit
+from eattest_async._ratelimit import GateStore
 
 from .redis_server import RedisServer, redis_server
 
@@ -37,6 +38,14 @@ pytestmark = pytest.mark.anyio
 
 KEY = coordination_key(ea.Environment.TEST, "api-user@example.test")
 NOW = 1_800_000_000.0  # a fake wall-clock time
+RECORD = TokenRecord(
+    access="eyJ.secret-access-token.sig",
+    refresh="eyJ.secret-refresh-token.sig",
+    expires_at=time.time() + 300,
+    refresh_expires_at=time.time() + 1800,
+    lifetime=300,
+    issued_at=time.time(),
+)
 
 
 Make = Callable[..., RedisCoordinator]
@@ -230,28 +239,28 @@ async def test_one_grant_for_many_processes_under_the_shared_lock(
     async def get_token(store: RedisTokenStore) -> None:
         nonlocal grants
         async with store.lock():
-            record = await store.load_raw()
+            record = await store.load()
             if record is None:
                 grants += 1
                 await anyio.sleep(0.05)  # the grant's round trip, others queue meanwhile
-                record = {"access": "eyJ.secret-access-token.sig"}
-                await store.save_raw(record, expires_at=NOW * 2)
-        seen.append(record["access"])
+                record = RECORD
+                await store.save(record)
+        seen.append(record.access)
 
     async with anyio.create_task_group() as tg:
         for store in stores:
             for _ in range(3):
                 tg.start_soon(get_token, store)
     assert grants == 1
-    assert seen == ["eyJ.secret-access-token.sig"] * 12
+    assert seen == [RECORD.access] * 12
     # Stored sealed: neither the token nor its parts are readable in Redis.
     values = [raw.get(k) for k in raw.scan_iter()]
     assert values
-    assert not any(b"secret-access-token" in v for v in values if isinstance(v, bytes))
+    assert not any(b"secret-" in v for v in values if isinstance(v, bytes))
     assert raw.keys("*token-lock*") == []  # released
     # Another password cannot read it (and cannot forge one the others would accept).
     stranger = make().token_store(KEY, password="other")
-    assert await stranger.load_raw() is None
+    assert await stranger.load() is None
 
 
 async def test_a_lock_left_by_a_dead_process_expires_and_waits_are_bounded(
@@ -276,19 +285,6 @@ def _key_names(store: object) -> list[str]:
     return [v for v in vars(store).values() if isinstance(v, str) and v.startswith("eattest:")]
 
 
-async def test_the_newest_limit_is_shared_and_an_older_one_never_replaces_it(make: Make) -> None:
-    first, second = make().gate_store(KEY), make().gate_store(KEY)
-    assert await first.limit() is None
-    announced = SharedLimit(requests=60, window=1.0, source="announced", updated=NOW + 2)
-    await first.publish_limit(announced)
-    assert await second.limit() == announced
-    await second.publish_limit(attrs.evolve(announced, requests=90, updated=NOW + 1))
-    assert await first.limit() == announced  # older knowledge: ignored
-    learned = SharedLimit(requests=50, window=1.0, source="learned", updated=NOW + 3)
-    await second.publish_limit(learned)
-    assert await first.limit() == learned
-
-
 async def test_the_gate_stores_follow_the_gate_store_protocol(make: Make) -> None:
     store: GateStore = make().gate_store(KEY)  # checked by mypy
     assert store is not None
@@ -303,3 +299,14 @@ def test_the_cli_and_fastapi_setting_is_one_environment_variable() -> None:
     assert "6379" in repr(made)
     with pytest.raises(ea.InvalidInputError):
         coordinator_from_env({"EATTEST_REDIS_URL": "127.0.0.1:6379"})  # said, and wrong
+
+
+async def test_a_token_is_shared_whole_and_expires_with_its_refresh_token(
+    make: Make, raw: sync_redis.Redis
+) -> None:
+    store = make().token_store(KEY, password="pw")
+    await store.save(RECORD)
+    assert await make().token_store(KEY, password="pw").load() == RECORD
+    (key,) = [k for k in raw.scan_iter() if b"token" in k]
+    assert 1700 < raw.ttl(key) <= 1800  # kept while the refresh token can renew it
+    assert "secret" not in repr(RECORD) + repr(store)

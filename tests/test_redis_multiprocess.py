@@ -48,7 +48,7 @@ async def test_four_processes_share_one_token_and_stay_within_one_limit(
     async with SimulatorProcess("--dossiers", "1500", "--latency", "0.01") as sim:
         await sim.set_faults(rate_limit=LIMIT, rate_window=1.0, rate_scope="global")
         started = time.monotonic()
-        results = await run_workers(sim, 4, redis_url=redis_server.url, bound=90)
+        results = await run_workers(sim, 4, redis_url=redis_server.url, page_size=100, bound=90)
         windows = math.ceil(time.monotonic() - started) + 1
         stats = await sim.stats()
     assert_every_item_exactly_once(results, 1500)
@@ -79,7 +79,9 @@ async def test_a_redis_restart_mid_run_loses_nothing_and_hangs_nothing(
 
         async def workers() -> None:
             results.extend(
-                await run_workers(sim, 3, redis_url=redis_server.url, bound=90, ready=ready)
+                await run_workers(
+                    sim, 3, redis_url=redis_server.url, page_size=100, bound=90, ready=ready
+                )
             )
 
         async with anyio.create_task_group() as group:

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import cpu, efficiency, scan, tokens
+from . import cpu, efficiency, multiprocess, scan, tokens
 
 RESULTS = Path(__file__).parent / "results" / "latest.json"
 
@@ -115,6 +115,9 @@ def table(results: dict[str, Any]) -> str:
     if "efficiency" in results:
         for name, figure, target, met in efficiency.rows(results["efficiency"]):
             row(name, figure, target, met)
+    if "multiprocess" in results:
+        for name, figure, target, met in multiprocess.rows(results["multiprocess"]):
+            row(name, figure, target, met)
     return "\n".join(lines)
 
 
@@ -126,6 +129,7 @@ async def run_async(rounds: int, quick: bool) -> dict[str, Any]:
         "cpu_bound": await scan.cpu_bound(rounds),
         "tokens": await tokens.single_flight(),
         "efficiency": await efficiency.measure(quick=quick),
+        "multiprocess": await multiprocess.measure(quick=quick),
     }
 
 

@@ -237,6 +237,11 @@ async def one_count(
         rate_limit=LIMIT, rate_window=WINDOW, rate_scope="global", ratelimit_headers="draft"
     )
     await sim.reset()
+    if redis_url is not None:
+        import redis
+
+        with redis.Redis.from_url(redis_url) as connection:
+            connection.flushall()  # each run signs in afresh: its grants are its own
     grants = 0
 
     async def start_clean() -> None:

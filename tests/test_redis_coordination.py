@@ -38,14 +38,19 @@ pytestmark = pytest.mark.anyio
 
 KEY = coordination_key(ea.Environment.TEST, "api-user@example.test")
 NOW = 1_800_000_000.0  # a fake wall-clock time
-RECORD = TokenRecord(
-    access="eyJ.secret-access-token.sig",
-    refresh="eyJ.secret-refresh-token.sig",
-    expires_at=time.time() + 300,
-    refresh_expires_at=time.time() + 1800,
-    lifetime=300,
-    issued_at=time.time(),
-)
+
+
+def record() -> TokenRecord:
+    """A token as the token manager shares it (times from now: the test's own)."""
+    now = time.time()
+    return TokenRecord(
+        access="eyJ.secret-access-token.sig",
+        refresh="eyJ.secret-refresh-token.sig",
+        expires_at=now + 300,
+        refresh_expires_at=now + 1800,
+        lifetime=300,
+        issued_at=now,
+    )
 
 
 Make = Callable[..., RedisCoordinator]
@@ -235,24 +240,25 @@ async def test_one_grant_for_many_processes_under_the_shared_lock(
     stores = [make().token_store(KEY, password="pw") for _ in range(4)]
     grants = 0
     seen: list[str] = []
+    shared = record()
 
     async def get_token(store: RedisTokenStore) -> None:
         nonlocal grants
         async with store.lock():
-            record = await store.load()
-            if record is None:
+            token = await store.load()
+            if token is None:
                 grants += 1
                 await anyio.sleep(0.05)  # the grant's round trip, others queue meanwhile
-                record = RECORD
-                await store.save(record)
-        seen.append(record.access)
+                token = shared
+                await store.save(token)
+        seen.append(token.access)
 
     async with anyio.create_task_group() as tg:
         for store in stores:
             for _ in range(3):
                 tg.start_soon(get_token, store)
     assert grants == 1
-    assert seen == [RECORD.access] * 12
+    assert seen == [shared.access] * 12
     # Stored sealed: neither the token nor its parts are readable in Redis.
     values = [raw.get(k) for k in raw.scan_iter()]
     assert values
@@ -305,8 +311,9 @@ async def test_a_token_is_shared_whole_and_expires_with_its_refresh_token(
     make: Make, raw: sync_redis.Redis
 ) -> None:
     store = make().token_store(KEY, password="pw")
-    await store.save(RECORD)
-    assert await make().token_store(KEY, password="pw").load() == RECORD
+    shared = record()
+    await store.save(shared)
+    assert await make().token_store(KEY, password="pw").load() == shared
     (key,) = [k for k in raw.scan_iter() if b"token" in k]
     assert 1700 < raw.ttl(key) <= 1800  # kept while the refresh token can renew it
-    assert "secret" not in repr(RECORD) + repr(store)
+    assert "secret" not in repr(shared) + repr(store)

@@ -88,6 +88,10 @@ class Client:
             isinstance(account_id, bool) or not isinstance(account_id, int) or account_id <= 0
         ):
             raise InvalidInputError("account_id", "expected a positive integer")
+        if coordinator is not None and not all(
+            hasattr(coordinator, name) for name in ("gate_store", "token_store", "aclose")
+        ):
+            raise InvalidInputError("coordinator", "expected a RedisCoordinator or a Coordinator")
         from . import __version__
         from .resources import (
             AccountResource,
@@ -112,10 +116,6 @@ class Client:
             user_agent=user_agent or f"eattest-async/{__version__}",
             allow_http=environment.allow_http,
         )
-        if coordinator is not None and not all(
-            hasattr(coordinator, name) for name in ("gate_store", "token_store", "aclose")
-        ):
-            raise InvalidInputError("coordinator", "expected a RedisCoordinator or a Coordinator")
         # What this client shares with other processes of the account (nothing by default).
         self._coordinator = coordinator or LocalCoordinator()
         shared = coordination_key(environment, username)

@@ -55,7 +55,6 @@ async def test_four_processes_share_one_token_and_stay_within_one_limit(
     assert stats["early_requests"] == 0
     assert stats["token_grants"] == {"password": 1}  # one sign-in for the four
     assert stats["rate_limited"] <= windows
-    assert all(r["coordination_failures"] == 0 for r in results)
 
 
 async def test_a_redis_restart_mid_run_loses_nothing_and_hangs_nothing(

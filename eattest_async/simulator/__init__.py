@@ -12,6 +12,13 @@
             ...
         assert sim.stats.early_requests == 0
 
+``dialect`` says how answers are written: ``"captured"`` (the default) answers as the
+real service was captured answering (``/account`` as a list, naive datetimes where the
+spec says date, nulls, ``size``, v1.3 documents), because that is what a client meets in
+production; ``"spec"`` answers exactly the v1.1 OpenAPI schemas (objects, dates, no
+nulls, ``pageSize``, octet-stream files), checked by an OpenAPI validator in the tests.
+A client must cope with both; the test suite runs it against both.
+
 It serves the token endpoint (Keycloak-style password and refresh_token grants issuing JWTs
 with ``account_ids``), all 18 operations of API v1.1 and the 3 EDGE v1.3 reads, on
 127.0.0.1 only. Data are generated on demand from ``seed``. The fault plan and statistics
@@ -35,11 +42,14 @@ from ._app import API_PREFIX, TOKEN_PATH, SimulatorService
 from ._data import DOSSIER_ID_BASE, REQUIREMENTS, RESERVED_SIREN_PREFIXES, DataSet, Thirdparty
 from ._faults import FaultAction, FaultPlan, RecordedRequest, SimulatorStats
 from ._process import SimulatorProcess
+from ._render import DIALECTS, Dialect
 
 __all__ = [
+    "DIALECTS",
     "DOSSIER_ID_BASE",
     "REQUIREMENTS",
     "RESERVED_SIREN_PREFIXES",
+    "Dialect",
     "FaultAction",
     "FaultPlan",
     "RecordedRequest",
@@ -109,6 +119,7 @@ class Simulator:
         faults: FaultPlan | None = None,
         page_cache_mb: int = 0,
         ssl: _ssl.SSLContext | None = None,
+        dialect: Dialect = "captured",
     ) -> None:
         self.data = DataSet(
             seed=seed, dossiers=dossiers, thirdparties=thirdparties, account_id=account_id
@@ -126,6 +137,7 @@ class Simulator:
             process_delay=process_delay,
             max_page_size=max_page_size,
             fault_seed=seed,
+            dialect=dialect,
         )
         # Rendered pages of dossiers kept for repeated reads (benchmarks of the client's CPU).
         self._service.page_cache_bytes = page_cache_mb * 1024 * 1024
@@ -185,6 +197,10 @@ class Simulator:
         await self.stop()
 
     # -- what a client needs -----------------------------------------------------------
+
+    @property
+    def dialect(self) -> Dialect:
+        return self._service.render.dialect
 
     @property
     def port(self) -> int:

@@ -9,7 +9,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from . import Simulator
+from . import DIALECTS, Simulator
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -43,6 +43,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=0,
         help="keep rendered dossier pages (for benchmarks of a client's CPU)",
     )
+    parser.add_argument(
+        "--dialect",
+        choices=DIALECTS,
+        default="captured",
+        help="captured: as the real service was captured answering (default); "
+        "spec: exactly the v1.1 OpenAPI schemas",
+    )
     return parser.parse_args(argv)
 
 
@@ -55,6 +62,7 @@ async def serve(args: argparse.Namespace) -> None:
         port=args.port,
         password=args.password,
         page_cache_mb=args.page_cache_mb,
+        dialect=args.dialect,
     )
     simulator.faults.rate_limit = args.rate_limit
     simulator.faults.rate_window = args.rate_window

@@ -46,6 +46,7 @@ from ._faults import (
     ratelimit_headers,
     retry_after_header,
 )
+from ._render import Dialect, Renderer
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -176,7 +177,9 @@ class SimulatorService:
         process_delay: float,
         max_page_size: int,
         fault_seed: int,
+        dialect: Dialect = "captured",
     ) -> None:
+        self.render = Renderer(dialect)
         self.data = data
         self.faults = faults
         self.stats = SimulatorStats()
@@ -432,7 +435,7 @@ class SimulatorService:
         try:
             return await handler(request)
         except _Refusal as refusal:
-            return _json({"content": None, "messages": _messages(refusal.errors)}, refusal.status)
+            return _json(self.render.refusal(refusal.errors), refusal.status)
         except InvalidInputError as exc:
             return _json(spring_error(request.path, 400, str(exc)), 400)
 
@@ -708,15 +711,7 @@ class SimulatorService:
                 # Render cooperatively: concurrent requests progress together and arrive on
                 # time, as with a real server, instead of queueing behind one big page.
                 await asyncio.sleep(0)
-        return _json(
-            {
-                "content": content,
-                "messages": _messages(),
-                "page": page,
-                "size": size,
-                "totalElements": len(items),
-            }
-        )
+        return _json(self.render.page(content, page, size, len(items)))
 
     def _path_int(self, request: web.Request, name: str) -> int:
         raw = request.match_info[name]
@@ -742,57 +737,11 @@ class SimulatorService:
 
     # -- account ---------------------------------------------------------------------
 
-    def _account_json(self) -> dict[str, Any]:
-        return {
-            "id": self.data.account_id,
-            "creation": "2015-04-02T10:56:07.736",
-            "account": f"CPTDO{self.data.account_id:017X}",
-            "name": "Compte Simulateur",
-            "company": "Simulateur e-Attestations",
-            "maxDossiers": max(10, self.data.base_dossiers * 2),
-            "subscriptionDate": "2019-04-29T13:20:02.102973",
-            "subscriptionStatus": "ACTIVE",
-            "subscriptions": [
-                {
-                    "accountId": self.data.account_id,
-                    "key": "APIEDGE",
-                    "endSubscriptionDate": None,
-                    "startSubscriptionDate": "2019-04-29T13:20:02.102973",
-                    "status": "ACTIVE",
-                }
-            ],
-        }
-
     async def get_account(self, request: web.Request) -> web.Response:
-        # A list, as the real service and the official Postman collection have it (DESIGN §3).
-        return _json({"content": [self._account_json()], "messages": _messages()})
+        return _json({"content": self.render.account(self.data), "messages": _messages()})
 
     async def get_account_statistics(self, request: web.Request) -> web.Response:
-        total = self.data.dossier_count()
-        tps = self.data.thirdparty_count()
-        complete = total * 3 // 5
-        return _json(
-            {
-                "content": {
-                    "numberOfThirdparties": tps,
-                    "numberOfSubscribedThirdparties": tps * 4 // 5,
-                    "numberOfCompleteThirdparties": tps * 3 // 5,
-                    "numberOfDossiers": total,
-                    "numberOfCompleteDossiers": complete,
-                    "listIndicatorsStatistics": [
-                        {
-                            "indicatorCode": "I001",
-                            "numberOfThirdparties": tps,
-                            "numberOfSubscribedThirdparties": tps * 4 // 5,
-                            "numberOfCompleteThirdparties": tps * 3 // 5,
-                            "numberOfDossiers": total,
-                            "numberOfCompleteDossiers": complete,
-                        }
-                    ],
-                },
-                "messages": _messages(),
-            }
-        )
+        return _json({"content": self.render.statistics(self.data), "messages": _messages()})
 
     # -- third parties -----------------------------------------------------------------
 
@@ -801,7 +750,7 @@ class SimulatorService:
         page, size = self._paging(params)
         self._identifier_checks(params)
         since = (
-            self._date(params["stateLastChangeDate"], "stateLastChangeDate").isoformat()
+            self._date(params["stateLastChangeDate"], "stateLastChangeDate")
             if "stateLastChangeDate" in params
             else None
         )
@@ -824,8 +773,7 @@ class SimulatorService:
                 and (not name or name in tp.name.lower())
                 and (
                     since is None
-                    or self.data.thirdparty(tp.index).details_json(0)["stateLastChangeDate"]
-                    >= since
+                    or self.data.thirdparty(tp.index).details()["stateLastChangeDate"] >= since
                 )
             )
 
@@ -842,7 +790,7 @@ class SimulatorService:
                 matches if active else None, tuple(sorted(params.items()))
             )
         return await self._page_envelope(
-            ids, page, size, lambda j: self.data.thirdparty(j).identifier_json()
+            ids, page, size, lambda j: self.render.thirdparty_item(self.data.thirdparty(j))
         )
 
     async def search_thirdparties(self, request: web.Request) -> web.Response:
@@ -853,10 +801,10 @@ class SimulatorService:
         predicate = _compile_search(params["search"])
         account = self.data.account_id
         ids = self.data.thirdparty_ids(
-            lambda tp: predicate(tp.details_json(account)), ("q", params["search"])
+            lambda tp: predicate({"accountId": account, **tp.details()}), ("q", params["search"])
         )
         return await self._page_envelope(
-            ids, page, size, lambda j: self.data.thirdparty(j).details_json(account)
+            ids, page, size, lambda j: self.render.thirdparty(self.data.thirdparty(j), account)
         )
 
     async def get_thirdparty(self, request: web.Request) -> web.Response:
@@ -867,7 +815,12 @@ class SimulatorService:
                 spring_error(request.path, 404, f"Thirdparty not found with id: {thirdparty_id}"),
                 404,
             )
-        return _json({"content": tp.details_json(self.data.account_id), "messages": _messages()})
+        return _json(
+            {
+                "content": self.render.thirdparty(tp, self.data.account_id),
+                "messages": _messages(),
+            }
+        )
 
     # -- dossiers ----------------------------------------------------------------------
 
@@ -962,13 +915,13 @@ class SimulatorService:
         ids = self.data.dossier_ids(
             matches if active else None, tuple(sorted(params.items())), candidates
         )
-        shape = self.faults.document_shape
+        shape = self.render.document_shape(self.faults.document_shape)
         cache_key = (request.path_qs, self.data.version, shape)
         cached = self._page_cache.get(cache_key)
         if cached is not None:
             return web.Response(body=cached, content_type="application/json")
         response = await self._page_envelope(
-            ids, page, size, lambda d: self.data.dossier_json(d, shape)
+            ids, page, size, lambda d: self.render.dossier(self.data, d, shape)
         )
         self._remember_page(cache_key, response)
         return response
@@ -990,7 +943,9 @@ class SimulatorService:
             return found
         return _json(
             {
-                "content": self.data.dossier_json(found, self.faults.document_shape),
+                "content": self.render.dossier(
+                    self.data, found, self.render.document_shape(self.faults.document_shape)
+                ),
                 "messages": _messages(),
             }
         )
@@ -1176,10 +1131,9 @@ class SimulatorService:
         changes["changed"] = dt.datetime.now()
         self.data.update_dossier(found, changes)
         return _json(
-            {
-                "content": {"dossierId": found, "updated": True},
-                "messages": _messages(info=["Dossier updated successfully"]),
-            }
+            self.render.action(
+                {"dossierId": found, "updated": True}, "Dossier updated successfully"
+            )
         )
 
     async def stop_dossier(self, request: web.Request) -> web.Response:
@@ -1198,10 +1152,7 @@ class SimulatorService:
             },
         )
         return _json(
-            {
-                "content": {"dossierId": found, "stopped": True},
-                "messages": _messages(info=["Dossier monitoring stopped"]),
-            }
+            self.render.action({"dossierId": found, "stopped": True}, "Dossier monitoring stopped")
         )
 
     async def reactivate_dossier(self, request: web.Request) -> web.Response:
@@ -1230,10 +1181,9 @@ class SimulatorService:
             },
         )
         return _json(
-            {
-                "content": {"dossierId": found, "complete": True, "success": True},
-                "messages": _messages(info=["Dossier reactivated"]),
-            }
+            self.render.action(
+                {"dossierId": found, "complete": True, "success": True}, "Dossier reactivated"
+            )
         )
 
     # -- requirements ---------------------------------------------------------------------
@@ -1243,19 +1193,7 @@ class SimulatorService:
         account = self.data.account_id
         return _json(
             {
-                "content": [
-                    {
-                        "documentId": r.document_id,
-                        "accountId": account,
-                        "code": r.code,
-                        "name": r.name,
-                        "descriptionCategoryFr": r.category_fr,
-                        "descriptionCategoryEn": r.category_en,
-                        "descriptionFr": r.description_fr,
-                        "descriptionEn": r.description_en,
-                    }
-                    for r in REQUIREMENTS
-                ],
+                "content": [self.render.requirement(r, account) for r in REQUIREMENTS],
                 "messages": _messages(),
             }
         )
@@ -1268,14 +1206,7 @@ class SimulatorService:
         return _json(
             {
                 "content": [
-                    {
-                        "documentId": d["requirement"].document_id,
-                        "accountId": self.data.account_id,
-                        "code": d["requirement"].code,
-                        "name": d["requirement"].name,
-                        "nameEn": d["requirement"].description_en,
-                        "dossierId": found,
-                    }
+                    self.render.dossier_requirement(d["requirement"], self.data.account_id, found)
                     for d in documents
                 ],
                 "messages": _messages(),
@@ -1320,11 +1251,11 @@ class SimulatorService:
         found = self._dossier_or_404(request)
         if isinstance(found, web.Response):
             return found
-        shape = self.faults.document_shape
+        shape = self.render.document_shape(self.faults.document_shape)
         documents = self.data._documents(found, self.data._base_fields(found))
         return _json(
             {
-                "content": [self.data.document_json(d, shape) for d in documents],
+                "content": [self.render.document(d, shape) for d in documents],
                 "messages": _messages(),
             }
         )
@@ -1335,7 +1266,9 @@ class SimulatorService:
             return found
         return _json(
             {
-                "content": self.data.document_json(found[1], self.faults.document_shape),
+                "content": self.render.document(
+                    found[1], self.render.document_shape(self.faults.document_shape)
+                ),
                 "messages": _messages(),
             }
         )
@@ -1344,10 +1277,10 @@ class SimulatorService:
         found = self._document_or_404(request)
         if isinstance(found, web.Response):
             return found
-        shape = self.faults.document_shape
+        shape = self.render.document_shape(self.faults.document_shape)
         return _json(
             {
-                "content": [self.data.file_json(f, shape) for f in found[1]["files"]],
+                "content": [self.render.file(f, shape) for f in found[1]["files"]],
                 "messages": _messages(),
             }
         )
@@ -1358,7 +1291,7 @@ class SimulatorService:
             return found
         return _json(
             {
-                "content": [self.data.file_json(f, "v1.3") for f in found[1]["files"]],
+                "content": [self.render.file(f, "v1.3") for f in found[1]["files"]],
                 "messages": _messages(),
             }
         )
@@ -1384,7 +1317,8 @@ class SimulatorService:
             disposition = f"attachment; filename*=UTF-8''{quote(filename, safe='')}"
         return web.Response(
             body=pdf_bytes(file_id, requirement.name),
-            content_type="application/pdf",
+            # The spec declares application/octet-stream; the service was captured sending PDFs.
+            content_type="application/octet-stream" if self.render.spec else "application/pdf",
             headers={"Content-Disposition": disposition},
         )
 
@@ -1395,7 +1329,9 @@ class SimulatorService:
         process = self.data.processes.get(process_id)
         if process is None:
             return _json(spring_error(request.path, 404, f"No process with id {process_id}"), 404)
-        return _json({"content": process.json(time.monotonic()), "messages": _messages()})
+        return _json(
+            {"content": self.render.process(process, time.monotonic()), "messages": _messages()}
+        )
 
     async def list_processes(self, request: web.Request) -> web.Response:
         params = self._query(request, {"fromDate"})
@@ -1410,7 +1346,9 @@ class SimulatorService:
         return _json(
             {
                 "content": [
-                    p.json(now) for p in self.data.processes.values() if p.created >= since
+                    self.render.process(p, now)
+                    for p in self.data.processes.values()
+                    if p.created >= since
                 ],
                 "messages": _messages(),
             }

@@ -297,6 +297,13 @@ def _ascii(text: str) -> str:
     return unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
 
 
+def _as_date(value: object) -> dt.date | None:
+    """Dates kept by mutations arrive as ISO text (from request bodies) or dates."""
+    if isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(str(value)[:10]) if value else None
+
+
 def format_datetime(stamp: dt.datetime, digits: int) -> str:
     """Naive ISO datetime with 2, 3 or 6 fractional digits, as the real service varies."""
     return stamp.isoformat(timespec="microseconds")[: 20 + digits]
@@ -359,22 +366,8 @@ class Thirdparty:
     out_of_business: bool
     seed: int
 
-    def identifier_json(self) -> dict[str, Any]:
-        return {
-            "thirdpartyId": self.thirdparty_id,
-            "companyIdType": self.company_id_type,
-            "companyIdValue": self.company_id_value,
-            "thirdpartyCode": self.code,
-            "siren": self.siren,
-            "siret": self.siret,
-            "tva": self.tva,
-            "name": self.name,
-            "monitored": self.monitored,
-            "globalState": self.global_state,
-            "addressCountryCode": self.country,
-        }
-
-    def details_json(self, account_id: int) -> dict[str, Any]:
+    def details(self) -> dict[str, Any]:
+        """Every detail of the third party under its wire name, values as Python objects."""
         h = _mix(self.seed, self.index, 17)
         naf, naf_label, _ = _TRADES[h % len(_TRADES)]
         legal_code, legal_label, _ = _FORMS[(h >> 4) % len(_FORMS)]
@@ -385,7 +378,6 @@ class Thirdparty:
         created = _stamp(self.seed, self.index, salt=11, days_span=9000) - dt.timedelta(days=9000)
         return {
             "thirdpartyId": self.thirdparty_id,
-            "accountId": account_id,
             "companyIdType": self.company_id_type,
             "companyIdValue": self.company_id_value,
             "thirdpartyCode": self.code,
@@ -396,10 +388,10 @@ class Thirdparty:
             "addressPostCode": post_code if self.country == "FR" else None,
             "addressCountryCode": self.country,
             "subscriptionState": self.subscription_state,
-            "subscriptionDate": created.date().isoformat() if self.subscription_state else None,
+            "subscriptionDate": created.date() if self.subscription_state else None,
             "subscriptionKey": f"SUB{h % 10**8:08d}" if self.subscription_state else None,
             "outOfBusiness": self.out_of_business,
-            "stateLastChangeDate": _stamp(self.seed, self.index, salt=13).date().isoformat(),
+            "stateLastChangeDate": _stamp(self.seed, self.index, salt=13).date(),
             "thirdpartyGlobalState": self.global_state,
             "acronym": None,
             "activityCode": naf,
@@ -407,8 +399,8 @@ class Thirdparty:
             "capital": [1000, 5000, 10000, 37000, 100000, 3642000][(h >> 32) % 6],
             "capitalCurrency": "EUR",
             "ceo": f"{last.upper()} {first}",
-            "datecreation": created.date().isoformat(),
-            "lastBalanceSheetDate": f"{2017 + (h >> 36) % 7}-12-31",
+            "datecreation": created.date(),
+            "lastBalanceSheetDate": dt.date(2017 + (h >> 36) % 7, 12, 31),
             "legalCategoryCode": legal_code,
             "legalCategoryLabel": legal_label,
             "siren": self.siren,
@@ -437,20 +429,6 @@ class Process:
     body: dict[str, Any]
     errors: list[dict[str, str]]
     dossier_id: int | None = None
-
-    def json(self, now: float) -> dict[str, Any]:
-        complete = now >= self.ready_at
-        success = complete and not self.errors
-        return {
-            "processId": self.process_id,
-            "complete": complete,
-            "success": success,
-            "isComplete": str(complete).lower(),
-            "isSuccessful": str(success).lower(),
-            "errors": self.errors if complete else [],
-            "creation": format_datetime(self.created, 3),
-            "dossierId": self.dossier_id if success else None,
-        }
 
 
 class DataSet:
@@ -868,87 +846,37 @@ class DataSet:
         k = document_id % 10
         return documents[k] if k < len(documents) else None
 
-    def dossier_json(self, dossier_id: int, shape: str) -> dict[str, Any]:
+    def dossier_record(self, dossier_id: int) -> dict[str, Any]:
+        """Every field of a dossier, values as Python objects (rendered by ``_render``)."""
         fields = self._base_fields(dossier_id)
         tp = self.thirdparty(fields["tp"])
-        digits = (2, 3, 6)[dossier_id % 3]
         documents = self._documents(dossier_id, fields)
         # I001 holds when every duty-of-care document is there; the dossier when all are.
         duty = [d["present"] for d in documents if d["requirement"].code in DUTY_OF_CARE]
-        duty_of_care = bool(duty) and all(duty)
-        complete = all(d["present"] for d in documents)
+        changed = fields["changed"]
+        expiration = fields["expirationDate"]
+        stopping = fields["stoppingDate"]
         return {
-            "dossierId": dossier_id,
-            "accountId": self.account_id,
-            "siren": tp.siren,
-            "siret": tp.siret,
-            "tva": tp.tva,
             "thirdpartyId": tp.thirdparty_id,
             "companyIdType": tp.company_id_type,
             "companyIdValue": tp.company_id_value,
             "thirdpartyCode": tp.code,
             "companyCountryCode": tp.country,
+            "siren": tp.siren,
+            "siret": tp.siret,
+            "tva": tp.tva,
             "monitored": fields["monitored"],
             "dossierReference": fields["dossierReference"],
             "description": fields["description"],
             "purchasingCategory": fields["purchasingCategory"],
-            "startingDate": (fields["changed"] - dt.timedelta(days=30)).date().isoformat(),
-            "expirationDate": fields["expirationDate"],
-            "stoppingDate": fields["stoppingDate"],
+            "startingDate": (changed - dt.timedelta(days=30)).date(),
+            "expirationDate": _as_date(expiration),
+            "stoppingDate": _as_date(stopping),
             "stoppingReason": fields["stoppingReason"],
-            "state": complete,
-            "stateLastChangeDate": format_datetime(fields["changed"], digits),
-            "indicators": [
-                {
-                    "indicatorCode": "I001",
-                    "state": duty_of_care,
-                    "lastChangeDate": format_datetime(fields["changed"], digits),
-                }
-            ],
-            "documents": [self.document_json(d, shape) for d in documents],
-        }
-
-    @staticmethod
-    def file_json(entry: dict[str, Any], shape: str) -> dict[str, Any]:
-        record = {
-            "uploadDate": format_datetime(entry["uploaded"], 2),
-            "fileUUID": entry["uuid"],
-            "fileCreation": format_datetime(entry["uploaded"], 3),
-            "fileSize": entry["size"],
-            "expirationDate": format_datetime(entry["expires"], 3),
-        }
-        if shape == "v1.3":
-            return {
-                "id": entry["file_id"],
-                **record,
-                "metadata": {
-                    "verified": "true",
-                    "date_certification": entry["uploaded"].strftime("%d/%m/%Y"),
-                },
-                "formdata": [],
-            }
-        return {"fileId": entry["file_id"], **record}
-
-    def document_json(self, document: dict[str, Any], shape: str) -> dict[str, Any]:
-        requirement: RequirementDef = document["requirement"]
-        common = {
-            "documentId": document["document_id"],
-            "documentCode": requirement.code,
-            "requestDate": format_datetime(document["requested"], 3),
-            "present": document["present"],
-        }
-        if shape == "v1.3":
-            return {
-                **common,
-                "documentName": requirement.name,
-                "documentNameEn": requirement.description_en,
-                "isPresent": str(document["present"]).lower(),
-                "evidences": [self.file_json(f, shape) for f in document["files"]],
-            }
-        return {
-            **common,
-            "name": requirement.name,
-            "listFileInformation": [self.file_json(f, shape) for f in document["files"]],
+            "state": all(d["present"] for d in documents),
+            "dutyOfCare": bool(duty) and all(duty),
+            "changed": changed,
+            "documents": documents,
         }
 
     # -- mutations -------------------------------------------------------------------

@@ -74,7 +74,8 @@ class FaultPlan:
     drift_delete: int = 0  # ...and delete this many
     drift_touch: int = 0  # ...and change this many (stateLastChangeDate becomes now)
     early_grace: float = 0.1  # a request this soon after a 429 was already in flight
-    document_shape: Literal["v1.1", "v1.3"] = "v1.1"
+    # None: the dialect's shape (spec: v1.1; captured: v1.3); or force one of them.
+    document_shape: Literal["v1.1", "v1.3"] | None = None
     download_filename: str | None = None  # hostile names for download tests
     script: list[FaultAction] = attrs.field(factory=list)
 

@@ -203,12 +203,15 @@ def post(
     timeout: float | None = None,
     expect_content: bool = False,
 ) -> ApiRequest:
-    """A POST request with a JSON body (not retried once sent, unless ``idempotent``)."""
+    """A POST request with a JSON body (not retried once sent, unless ``idempotent``).
+
+    ``body=None`` sends no body at all, for operations that declare none (``stop``).
+    """
     return ApiRequest(
         method="POST",
         path=path,
         operation=operation,
-        body=_protocol.dumps(body),
+        body=None if body is None else _protocol.dumps(body),
         idempotent=idempotent,
         timeout=timeout,
         expect_content=expect_content,

@@ -163,6 +163,8 @@ def _model_hook(cls: type[Any]) -> Callable[[Any, Any], Any]:
     ]
     arguments = []
     for index, attribute in enumerate(attrs.fields(cls)):
+        if attribute.metadata.get("envelope"):
+            continue  # set from the envelope by the resource, not read from the content
         key = attribute.metadata.get("key") or _camel(attribute.name)
         target = f"f{index}"
         lines.append(f"    v = g({key!r})")

@@ -7,6 +7,7 @@ import datetime as dt
 import attrs
 
 from ._base import field, items
+from .common import Messages, messages_field
 
 __all__ = ["Account", "AccountStatistics", "IndicatorStatistics", "Subscription"]
 
@@ -35,6 +36,7 @@ class Account:
     subscription_date: dt.datetime | None = field("subscriptionStartDate")
     subscription_status: str | None = field()
     subscriptions: tuple[Subscription, ...] = items()
+    messages: Messages = messages_field()
 
 
 @attrs.frozen(kw_only=True)
@@ -59,3 +61,5 @@ class AccountStatistics:
     number_of_dossiers: int | None = field("totalDossiers")
     number_of_complete_dossiers: int | None = field("completedDossiers")
     indicators: tuple[IndicatorStatistics, ...] = items(key="listIndicatorsStatistics")
+    account_id: int | None = field()  # v1.3
+    messages: Messages = messages_field()

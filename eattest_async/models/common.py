@@ -1,25 +1,37 @@
-"""Envelope parts shared by every answer: messages and pages."""
+"""Envelope parts shared by every answer: messages, pages, and results that carry them.
+
+Every method gives the answer's ``messages`` (info, warning, error) with its result:
+``page.messages`` for a page, ``items.messages`` for a list (:class:`Items`, a tuple),
+``dossier.messages`` for an object (a field that is not part of the object's equality),
+and actions (update, stop...) return the :class:`Messages` themselves.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from typing import Generic, TypeVar
+from collections.abc import Iterable, Iterator
+from typing import Any, Generic, TypeVar
 
 import attrs
 
 from ._base import field, items
 
-__all__ = ["Message", "Messages", "Page"]
+__all__ = ["Items", "Message", "Messages", "Page", "messages_field"]
 
 T = TypeVar("T")
 
 
 @attrs.frozen(kw_only=True)
 class Message:
-    """An info, warning or error item: ``{code, message}`` (plain strings have no code)."""
+    """An info, warning or error item: ``{code, message}`` (plain strings have no code).
+
+    The errors of a creation process (v1.3 ``ErrorMessage``) also say what was asked
+    (``request``) and why it failed (``reason``).
+    """
 
     code: str | None = field()
     message: str | None = field()
+    request: str | None = field()
+    reason: str | None = field()
 
 
 @attrs.frozen(kw_only=True)
@@ -30,6 +42,31 @@ class Messages:
     warning: tuple[Message, ...] = items()
     error: tuple[Message, ...] = items()
 
+    def __bool__(self) -> bool:
+        return bool(self.info or self.warning or self.error)
+
+
+NO_MESSAGES = Messages()
+
+
+def messages_field() -> Any:
+    """The ``messages`` of the answer that carried an object: set by the resource from the
+    envelope, never read from the object's own JSON, and not part of its equality."""
+    return attrs.field(
+        default=NO_MESSAGES, eq=False, repr=False, kw_only=True, metadata={"envelope": True}
+    )
+
+
+class Items(tuple[T, ...], Generic[T]):
+    """The items of a list answer (a tuple), with the answer's ``messages``."""
+
+    messages: Messages
+
+    def __new__(cls, items: Iterable[T] = (), messages: Messages = NO_MESSAGES) -> Items[T]:
+        self = super().__new__(cls, items)
+        self.messages = messages
+        return self
+
 
 @attrs.frozen(kw_only=True)
 class Page(Generic[T]):
@@ -39,7 +76,7 @@ class Page(Generic[T]):
     page: int
     size: int
     total_elements: int | None
-    messages: Messages = attrs.field(factory=Messages)
+    messages: Messages = attrs.field(default=NO_MESSAGES)
 
     def __iter__(self) -> Iterator[T]:
         return iter(self.items)

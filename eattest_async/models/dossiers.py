@@ -8,6 +8,7 @@ from collections.abc import Mapping
 import attrs
 
 from ._base import field, items
+from .common import Messages, messages_field
 
 __all__ = [
     "Document",
@@ -57,6 +58,7 @@ class Document:
     expiration_date: dt.datetime | None = field()
     present: bool | None = field("isPresent")
     files: tuple[FileInfo, ...] = items("evidences", key="listFileInformation")
+    messages: Messages = messages_field()
 
 
 @attrs.frozen(kw_only=True)
@@ -96,6 +98,7 @@ class Dossier:
     state_last_change_date: dt.datetime | None = field()
     indicators: tuple[Indicator, ...] = items()
     documents: tuple[Document, ...] = items()
+    messages: Messages = messages_field()
 
     def indicator(self, code: str = "I001") -> Indicator | None:
         """The indicator with this code, if the dossier carries it."""

@@ -34,6 +34,8 @@ __all__ = [
     "query",
 ]
 
+# The keys of the envelope: an object with none of them is a bare content object.
+_ENVELOPE_KEYS = frozenset(("content", "messages", "page", "size", "pageSize", "totalElements"))
 # Retry-After and reset values beyond this are garbage or hostile; a day is plenty.
 MAX_WAIT = 86_400.0
 _EPOCH_THRESHOLD = 1_000_000_000  # RateLimit-Reset above this is an epoch, below a delay
@@ -338,9 +340,19 @@ def decipher(
         return Envelope(data, None, None, None, None)
     if not isinstance(data, Mapping):
         raise unexpected(f"a JSON {type(data).__name__} instead of an object")
+    if data and _ENVELOPE_KEYS.isdisjoint(data):  # ...and some objects (v1.3 GET /account)
+        return Envelope(data, None, None, None, None)
     messages = data.get("messages")
     content = data.get("content")
-    if content is None and isinstance(messages, Mapping) and messages.get("error"):
+    # Errors with no content where content was due: a refusal sent with a 2xx. Content and
+    # errors together, or an action's answer (messages only, as v1.1 declares it), are an
+    # answer: the caller gets the content and every message (``.messages.error``).
+    if (
+        expect_content
+        and content is None
+        and isinstance(messages, Mapping)
+        and messages.get("error")
+    ):
         codes, texts = _texts(messages.get("error"))
         cls = error_class_for(status, codes)
         raise cls(

@@ -91,6 +91,20 @@ def test_decipher_envelopes() -> None:
     assert (envelope.page, envelope.size, envelope.total_elements) == (2, 5, 11)  # type: ignore[attr-defined]
     assert ok(b'{"content": [], "pageSize": 7}').size == 7  # type: ignore[attr-defined]
     assert ok(b"[1, 2]").content == [1, 2]  # type: ignore[attr-defined]
+    # A bare object is content, like a bare list (the EDGE spec documents both).
+    assert ok(b'{"other": 1}').content == {"other": 1}  # type: ignore[attr-defined]
+
+
+def test_content_and_error_messages_are_an_answer_not_an_error() -> None:
+    body = b'{"content": {"dossierId": 5}, "messages": {"error": [{"code": "E999"}]}}'
+    envelope = decipher(200, {}, body, method="GET", request_path="/p", now=NOW)
+    assert envelope.content == {"dossierId": 5}
+    assert envelope.messages == {"error": [{"code": "E999"}]}
+    action = b'{"messages": {"info": ["done"], "error": [{"code": "W1", "message": "partly"}]}}'
+    answered = decipher(
+        200, {}, action, method="POST", request_path="/p", now=NOW, expect_content=False
+    )
+    assert answered.messages["error"] == [{"code": "W1", "message": "partly"}]
 
 
 @pytest.mark.parametrize(
@@ -100,7 +114,7 @@ def test_decipher_envelopes() -> None:
         (b"<html><body>Login</body></html>", "text/html", "HTML"),
         (b'{"content": [', "application/json", "malformed JSON"),
         (b'"just a string"', "application/json", "str"),
-        (b'{"other": 1}', "application/json", "no 'content'"),
+        (b"{}", "application/json", "no 'content'"),
     ],
 )
 def test_decipher_refuses_what_is_not_the_api(body: bytes, content_type: str, reason: str) -> None:

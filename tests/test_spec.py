@@ -253,3 +253,52 @@ async def test_the_client_reads_both_dialects_alike(dialect: Dialect) -> None:
     assert results["files.list"][0].file_size > 0
     assert results["processes.wait"].success is True
     assert results["requirements.list"]
+
+
+@pytest.mark.parametrize("dialect", ["spec", "captured"])
+async def test_every_method_gives_the_answers_messages(dialect: Dialect) -> None:
+    async with (
+        Simulator(seed=5, dossiers=300, process_delay=0.01, dialect=dialect) as sim,
+        client_for(sim) as client,
+    ):
+        sim.faults.warning = "La clé d'API expire dans 3 jours"
+        results = await every_method(client, sim)
+    assert len(results) == 21
+    for name, result in results.items():
+        messages = result if isinstance(result, ea.Messages) else result.messages
+        assert [m.code for m in messages.warning] == ["W001"], name
+        assert messages.warning[0].message == "La clé d'API expire dans 3 jours", name
+    assert results["dossiers.stop"].info  # the action's own info message, kept alongside
+
+
+async def test_edge_parameters_q_and_op_are_sent_and_honoured(sim: Simulator) -> None:
+    async with client_for(sim) as client:
+        found = await client.thirdparties.list(q="workforce>400", page_size=100)
+        assert found.total_elements
+        details = [await client.thirdparties.get(t.thirdparty_id or 0) for t in found.items[:5]]
+        assert all((d.workforce or 0) > 400 for d in details)
+        starts = await client.dossiers.list(dossier_reference="DOS-000012", op="starts")
+        assert {d.dossier_reference for d in starts} == {f"DOS-000012{i}" for i in range(10)}
+        like = await client.dossiers.list(thirdparty_code="0000042", op="like")
+        assert like.total_elements
+        assert all("0000042" in (d.thirdparty_code or "") for d in like)
+        with pytest.raises(ea.InvalidInputError, match="op"):
+            await client.dossiers.list(op="starts")  # op needs a reference or a code
+        with pytest.raises(ea.InvalidInputError, match="op"):
+            await client.dossiers.list(dossier_reference="DOS", op="contains")
+    sent = [(r.operation, r.query) for r in sim.requests if r.operation != "token"]
+    assert ("list_thirdparties", {"q": "workforce>400", "page": "0", "pageSize": "100"}) in sent
+    assert any(q.get("op") == "starts" for op, q in sent if op == "list_dossiers")
+
+
+async def test_search_sends_only_what_its_operation_declares(sim: Simulator) -> None:
+    async with client_for(sim) as client:
+        first = await client.thirdparties.search("workforce>100")
+        second = await client.thirdparties.search("workforce>100", page=1, page_size=5)
+    assert first.page == 0
+    assert second.page == 1
+    queries = [r.query for r in sim.requests if r.operation == "search_thirdparties"]
+    assert queries == [
+        {"search": "workforce>100"},  # /thirdparties/q declares `search` alone
+        {"search": "workforce>100", "page": "1", "pageSize": "5"},  # asked for explicitly
+    ]

@@ -6,13 +6,15 @@ import contextvars
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
+import attrs
+
 from .. import _protocol
 from .._converter import structure, structure_many
 from .._exceptions import InvalidInputError
 from .._pagination import Scan, ScanProgress
 from .._protocol import ApiRequest, Envelope
 from .._validation import check_page, check_page_size
-from ..models.common import Messages, Page
+from ..models.common import NO_MESSAGES, Items, Messages, Page
 from ..models.scans import Checkpoint
 
 if TYPE_CHECKING:
@@ -57,12 +59,17 @@ class Resource:
     async def _one(self, request: ApiRequest, model: type[T]) -> T:
         envelope = await self._core.call(request)
         data = _protocol.single_content(envelope, method=request.method, request_path=request.path)
-        return structure(data, model, method=request.method, path=request.path)
+        return with_messages(
+            structure(data, model, method=request.method, path=request.path), envelope
+        )
 
-    async def _many(self, request: ApiRequest, model: type[T]) -> tuple[T, ...]:
+    async def _many(self, request: ApiRequest, model: type[T]) -> Items[T]:
         envelope = await self._core.call(request)
         data = _protocol.list_content(envelope, method=request.method, request_path=request.path)
-        return structure_many(data, model, method=request.method, path=request.path)
+        return Items(
+            structure_many(data, model, method=request.method, path=request.path),
+            messages_of(envelope),
+        )
 
     async def _list_page(
         self,
@@ -157,14 +164,25 @@ class Resource:
         )
 
     async def _action(self, request: ApiRequest) -> Messages:
+        """An action's answer: its messages, errors included when the status is 2xx (a
+        refusal comes with a 4xx and raises)."""
         envelope = await self._core.call(request)
         return messages_of(envelope)
 
 
 def messages_of(envelope: Envelope) -> Messages:
-    if envelope.messages is None:
-        return Messages()
+    """The envelope's messages (info, warning, error), typed; unreadable ones are empty."""
+    if not envelope.messages or not isinstance(envelope.messages, dict):
+        return NO_MESSAGES
     return structure(envelope.messages, Messages)
+
+
+def with_messages(result: T, envelope: Envelope) -> T:
+    """``result`` carrying the envelope's messages (models declare ``messages_field()``)."""
+    messages = messages_of(envelope)
+    if messages is NO_MESSAGES or not attrs.has(type(result)):
+        return result
+    return attrs.evolve(result, messages=messages)  # type: ignore[misc]
 
 
 def page_of(

@@ -79,6 +79,15 @@ def _date(value: object, field: str) -> dt.date:
     return check_date(value, field)
 
 
+_OPERATORS = ("like", "starts", "ends")
+
+
+def _operator(value: object, field: str) -> str:
+    if value not in _OPERATORS:
+        raise InvalidInputError(field, "expected 'like', 'starts' or 'ends'")
+    return str(value)
+
+
 @attrs.frozen(kw_only=True)
 class Filter:
     """One filter: keyword, API parameter, local check, command-line option."""
@@ -88,6 +97,7 @@ class Filter:
     check: Callable[[object, str], object]
     help: str
     option: str | None = None  # the CLI's flag ("--siren", "--monitored/--all")
+    needs: tuple[str, ...] = ()  # it only works beside one of these parameters
 
 
 def _table(*filters: Filter) -> Mapping[str, Filter]:
@@ -107,6 +117,7 @@ class DossierFilters(TypedDict, total=False):
     siren: str | None
     siret: str | None
     tva: str | None
+    op: str | None  # EDGE v1.3: "like", "starts" or "ends"
 
 
 class ThirdpartyFilters(TypedDict, total=False):
@@ -122,6 +133,7 @@ class ThirdpartyFilters(TypedDict, total=False):
     state_last_change_date: dt.date | str | None
     global_state: bool | None
     subscription_state: bool | None
+    q: str | None  # EDGE v1.3: a search expression, the language of search()
 
 
 _MONITORED = Filter(
@@ -185,6 +197,13 @@ DOSSIER_FILTERS = _table(
     _SIREN,
     _SIRET,
     _TVA,
+    Filter(
+        name="op",
+        param="op",
+        check=_operator,
+        help="EDGE v1.3: thirdparty_code/dossier_reference contain (like), start or end with",
+        needs=("thirdpartyCode", "dossierReference"),
+    ),
 )
 
 THIRDPARTY_FILTERS = _table(
@@ -203,6 +222,7 @@ THIRDPARTY_FILTERS = _table(
         check=_flag,
         help="subscription state",
     ),
+    Filter(name="q", param="q", check=_text, help="EDGE v1.3: a search expression"),
 )
 
 
@@ -220,4 +240,10 @@ def query_of(
         value = filters.get(name)
         if value is not None:
             out.append((spec.param, format_query_value(spec.check(value, name))))
+    sent = {param for param, _ in out}
+    for name, spec in table.items():
+        if spec.needs and spec.param in sent and sent.isdisjoint(spec.needs):
+            raise InvalidInputError(
+                name, f"works beside {' or '.join(spec.needs)} only (EDGE v1.3)"
+            )
     return tuple(out)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..models import Document
+from ..models import Document, Items
 from ._base import Resource, get
 from ._filters import identifier
 
@@ -10,7 +10,7 @@ from ._filters import identifier
 class DocumentsResource(Resource):
     """The required documents of a dossier, with the files provided for each."""
 
-    async def list(self, dossier_id: int, *, timeout: float | None = None) -> tuple[Document, ...]:
+    async def list(self, dossier_id: int, *, timeout: float | None = None) -> Items[Document]:
         """GET /account/{accountId}/dossiers/{dossierId}/documents."""
         path = await self._account_path(
             "/dossiers/{d}/documents", d=identifier(dossier_id, "dossier_id")

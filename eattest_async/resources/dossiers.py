@@ -6,7 +6,10 @@ import datetime as dt
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from .._exceptions import InvalidInputError
+import attrs
+
+from .._converter import structure
+from .._exceptions import InvalidInputError, UnexpectedResponseError
 from .._pagination import Scan, ScanProgress
 from .._protocol import compact
 from .._sync import DEFAULT_MARGIN, Changes, ChangeWindow
@@ -19,7 +22,7 @@ from .._validation import (
 )
 from ..models import Dossier, DossierProcess, DossierUpdate, Messages, NewDossier, Page
 from ..models.scans import Checkpoint, Watermark
-from ._base import Resource, get, post
+from ._base import Resource, get, post, with_messages
 from ._filters import DOSSIER_FILTERS, DossierFilters, company_id_type_or_none, identifier, query_of
 
 if TYPE_CHECKING:
@@ -130,7 +133,8 @@ class DossiersResource(Resource):
         Filters (each optional, see :class:`DossierFilters`): ``thirdparty_id``,
         ``company_id_type``, ``company_id_value``, ``thirdparty_code``,
         ``dossier_reference``, ``monitored``, ``state_last_change_date``, ``siren``,
-        ``siret``, ``tva``.
+        ``siret``, ``tva``; and ``op`` (EDGE v1.3), which makes ``thirdparty_code`` or
+        ``dossier_reference`` match as ``"like"`` (contains), ``"starts"`` or ``"ends"``.
         """
         query = query_of(DOSSIER_FILTERS, filters)
         return await self._list_page(
@@ -301,16 +305,12 @@ class DossiersResource(Resource):
         envelope = await self._core.call(request)
         content = envelope.content if isinstance(envelope.content, dict) else {}
         process_id = content.get("processId")
-        if process_id is None:
-            from .._exceptions import UnexpectedResponseError
-
+        if process_id is None or isinstance(process_id, (dict, list)):
             raise UnexpectedResponseError(
                 "unexpected response: no processId", status=200, method="POST", path=request.path
             )
-        status = content.get("status")
-        return DossierProcess(
-            process_id=str(process_id), status=str(status) if status is not None else None
-        )
+        process = structure(content, DossierProcess, method="POST", path=request.path)
+        return with_messages(attrs.evolve(process, process_id=str(process_id)), envelope)
 
     async def update(
         self,

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from .._downloads import check_folder
 from .._protocol import ApiRequest
-from ..models import FileInfo
+from ..models import FileInfo, Items
 from ._base import Resource, get, started_for
 from ._filters import identifier
 
@@ -17,7 +17,7 @@ class FilesResource(Resource):
 
     async def list(
         self, dossier_id: int, document_id: int, *, timeout: float | None = None
-    ) -> tuple[FileInfo, ...]:
+    ) -> Items[FileInfo]:
         """GET .../dossiers/{dossierId}/documents/{documentId}/files (EDGE v1.3)."""
         return await self._many(
             get(
@@ -30,7 +30,7 @@ class FilesResource(Resource):
 
     async def evidences(
         self, dossier_id: int, document_id: int, *, timeout: float | None = None
-    ) -> tuple[FileInfo, ...]:
+    ) -> Items[FileInfo]:
         """GET .../dossiers/{dossierId}/documents/{documentId}/evidences (EDGE v1.3)."""
         return await self._many(
             get(

@@ -8,7 +8,7 @@ import anyio
 
 from .._exceptions import DossierCreationError, InvalidInputError, ProcessTimeoutError
 from .._validation import check_date
-from ..models import ProcessStatus
+from ..models import Items, ProcessStatus
 from ._base import Resource, get
 from ._filters import optional
 
@@ -34,7 +34,7 @@ class ProcessesResource(Resource):
 
     async def list(
         self, *, since: dt.date | str | None = None, timeout: float | None = None
-    ) -> tuple[ProcessStatus, ...]:
+    ) -> Items[ProcessStatus]:
         """GET /account/{accountId}/dossiers/processes: started since a date (default: 24 h)."""
         request = get(
             await self._account_path("/dossiers/processes"),

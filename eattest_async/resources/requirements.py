@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .._exceptions import InvalidInputError
-from ..models import Messages, Requirement
+from ..models import Items, Messages, Requirement
 from ._base import Resource, get, post
 from ._filters import identifier
 
@@ -13,7 +13,7 @@ from ._filters import identifier
 class RequirementsResource(Resource):
     """Which documents can be, or are, required."""
 
-    async def list(self, *, timeout: float | None = None) -> tuple[Requirement, ...]:
+    async def list(self, *, timeout: float | None = None) -> Items[Requirement]:
         """GET /account/{accountId}/requirements: the documents this account may require."""
         return await self._many(
             get(await self._account_path("/requirements"), "list_requirements", timeout=timeout),
@@ -22,7 +22,7 @@ class RequirementsResource(Resource):
 
     async def for_dossier(
         self, dossier_id: int, *, timeout: float | None = None
-    ) -> tuple[Requirement, ...]:
+    ) -> Items[Requirement]:
         """GET /account/{accountId}/dossiers/{dossierId}/requirements."""
         path = await self._account_path(
             "/dossiers/{d}/requirements", d=identifier(dossier_id, "dossier_id")

@@ -35,7 +35,8 @@ class ThirdpartiesResource(Resource):
 
         Filters (each optional, see :class:`ThirdpartyFilters`): ``monitored``,
         ``company_id_type``, ``company_id_value``, ``name``, ``siren``, ``siret``, ``tva``,
-        ``state_last_change_date``, ``global_state``, ``subscription_state``.
+        ``state_last_change_date``, ``global_state``, ``subscription_state``; and ``q``
+        (EDGE v1.3), a search expression in the language of :meth:`search`.
         """
         query = query_of(THIRDPARTY_FILTERS, filters)
         return await self._list_page(
@@ -145,6 +146,8 @@ class ThirdpartiesResource(Resource):
 
         Criteria are ``field`` + one of ``: ~ ! > <`` + value, joined by AND/OR, with
         spaced parentheses: ``( workforce>200 AND isActive:true ) OR workforce<2``.
+        The operation declares ``search`` alone: ``page``/``pageSize`` are sent only when
+        you ask for a page other than the first or for a page size.
         """
         if not isinstance(query, str) or not query.strip():
             raise InvalidInputError("query", "a non-empty search expression is required")
@@ -153,7 +156,7 @@ class ThirdpartiesResource(Resource):
             "search_thirdparties",
             timeout=timeout,
             search=query.strip(),
-            page=check_page(page),
+            page=check_page(page) or None,
             pageSize=optional(check_page_size, page_size, "page_size"),
         )
         return await self._page(request, ThirdpartyDetails, page, page_size)

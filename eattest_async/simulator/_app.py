@@ -115,6 +115,11 @@ _UPDATE_FIELDS = {
 # The parameters the client declares for each list operation: one table for both sides.
 _DOSSIER_FILTERS = {f.param for f in DOSSIER_FILTERS.values()}
 _THIRDPARTY_FILTERS = {f.param for f in THIRDPARTY_FILTERS.values()}
+_TEXT_MATCH: dict[str, Callable[[str, str], bool]] = {
+    "like": lambda value, text: text.lower() in value.lower(),
+    "starts": str.startswith,
+    "ends": str.endswith,
+}
 
 
 class _Refusal(Exception):
@@ -433,11 +438,28 @@ class SimulatorService:
             if int(account) != self.data.account_id:
                 return _json(spring_error(request.path, 404, f"No account with id {account}"), 404)
         try:
-            return await handler(request)
+            response = await handler(request)
+            if self.faults.warning and operation != "token":
+                self._add_warning(response, self.faults.warning)
+            return response
         except _Refusal as refusal:
             return _json(self.render.refusal(refusal.errors), refusal.status)
         except InvalidInputError as exc:
             return _json(spring_error(request.path, 400, str(exc)), 400)
+
+    @staticmethod
+    def _add_warning(response: web.StreamResponse, text: str) -> None:
+        """The docs' example: a warning (``W001``) in the messages of every JSON answer."""
+        if not isinstance(response, web.Response) or response.content_type != "application/json":
+            return
+        body = response.body
+        if not isinstance(body, bytes):
+            return
+        data = orjson.loads(body)
+        if isinstance(data, dict):
+            messages = data.setdefault("messages", {"info": [], "warning": [], "error": []})
+            messages.setdefault("warning", []).append({"code": "W001", "message": text})
+            response.body = orjson.dumps(data)
 
     async def _apply_fault(
         self, request: web.Request, action: FaultAction, key: str, headers: dict[str, str]
@@ -763,6 +785,8 @@ class SimulatorService:
             direct["siret" if value.isdigit() else "tva"] = value
         name = params.get("name", "").lower()
         id_type = params.get("companyIdType")
+        searched = _compile_search(params["q"]) if "q" in params else None
+        account = self.data.account_id
 
         def matches(tp: Any) -> bool:
             return (
@@ -771,6 +795,7 @@ class SimulatorService:
                 and (subscription is None or tp.subscription_state == subscription)
                 and (id_type is None or tp.company_id_type == id_type)
                 and (not name or name in tp.name.lower())
+                and (searched is None or searched({"accountId": account, **tp.details()}))
                 and (
                     since is None
                     or self.data.thirdparty(tp.index).details()["stateLastChangeDate"] >= since
@@ -783,7 +808,10 @@ class SimulatorService:
             ids = [found.index] if found is not None and matches(found) else []
         else:
             active = (
-                any(x is not None for x in (monitored, global_state, subscription, id_type, since))
+                any(
+                    x is not None
+                    for x in (monitored, global_state, subscription, id_type, since, searched)
+                )
                 or name
             )
             ids = self.data.thirdparty_ids(
@@ -866,12 +894,22 @@ class SimulatorService:
         )
         reference = params.get("dossierReference")
         id_type = params.get("companyIdType")
+        op = params.get("op")
+        code_pattern = reference_pattern = None
+        if op is not None:
+            if op not in _TEXT_MATCH:
+                raise _Refusal([_e("E010", "op must be like, starts or ends")])
+            if "thirdpartyCode" not in params and reference is None:
+                raise _Refusal([_e("E001", "thirdpartyCode or dossierReference (with op)")])
+            code_pattern, reference_pattern = params.get("thirdpartyCode"), reference
+            reference = None  # matched by the operator, not exactly
+        text_match = _TEXT_MATCH[op] if op is not None else None
         candidates: Sequence[int] | None = None
         tp_lookup: dict[str, str] = {k: params[k] for k in ("siren", "siret", "tva") if k in params}
         if "companyIdValue" in params:
             value = params["companyIdValue"]
             tp_lookup["siret" if value.isdigit() else "tva"] = value
-        if "thirdpartyCode" in params:
+        if "thirdpartyCode" in params and op is None:
             tp_lookup["code"] = params["thirdpartyCode"]
         tp_index: int | None = None
         if tp_lookup or "thirdpartyId" in params:
@@ -904,13 +942,22 @@ class SimulatorService:
                 return False
             if since is not None and field(dossier_id, "changed").date() < since:
                 return False
+            if text_match is not None:
+                if reference_pattern is not None and not text_match(
+                    field(dossier_id, "dossierReference"), reference_pattern
+                ):
+                    return False
+                if code_pattern is not None and not text_match(
+                    self.data.thirdparty(field(dossier_id, "tp")).code, code_pattern
+                ):
+                    return False
             return not (
                 id_type is not None
                 and self.data.thirdparty(field(dossier_id, "tp")).company_id_type != id_type
             )
 
         active = tp_index is not None or any(
-            x is not None for x in (monitored, since, reference, id_type)
+            x is not None for x in (monitored, since, reference, id_type, op)
         )
         ids = self.data.dossier_ids(
             matches if active else None, tuple(sorted(params.items())), candidates

@@ -77,6 +77,7 @@ class FaultPlan:
     # None: the dialect's shape (spec: v1.1; captured: v1.3); or force one of them.
     document_shape: Literal["v1.1", "v1.3"] | None = None
     download_filename: str | None = None  # hostile names for download tests
+    warning: str | None = None  # a W001 warning added to the messages of every JSON answer
     script: list[FaultAction] = attrs.field(factory=list)
 
     def add(self, *actions: FaultAction) -> None:

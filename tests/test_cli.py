@@ -111,12 +111,10 @@ async def test_download_from_a_scan_file_then_resume(
     assert code == 0, err
     scan_file.write_text("\n".join(out.splitlines()[:4]) + "\n", encoding="utf-8")
     expected = {
-        (str(d["dossierId"]), f"{doc['documentCode']}_{f.get('fileId', f.get('id'))}.pdf"): f[
-            "fileSize"
-        ]
+        (str(d["dossierId"]), f"{doc['documentCode']}_{f['fileId']}.pdf"): f["fileSize"]
         for d in map(orjson.loads, out.splitlines()[:4])
         for doc in d["documents"]
-        for f in doc.get("listFileInformation", doc.get("evidences", []))
+        for f in doc["listFileInformation"]
     }
     dest = tmp_path / "files"
     code, out, err = await eattest("download", "--from", str(scan_file), "--to", str(dest), env=env)

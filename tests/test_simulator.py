@@ -195,8 +195,7 @@ async def every_operation(sim: Simulator, http: aiohttp.ClientSession) -> None:
     assert one["content"] == dossier
     status, docs = await get(http, sim, f"{acc}/dossiers/{did}/documents", h)
     assert 3 <= len(docs["content"]) <= 6
-    files_key = "listFileInformation" if spec else "evidences"
-    id_key = "fileId" if spec else "id"
+    files_key, id_key = "listFileInformation", "fileId"  # v1.1 documents in both dialects
     doc = next(d for d in docs["content"] if d[files_key])
     status, one_doc = await get(http, sim, f"{acc}/dossiers/{did}/documents/{doc['documentId']}", h)
     assert one_doc["content"] == doc

@@ -232,12 +232,15 @@ async def test_the_clients_requests_follow_the_spec(spec_sim: Simulator, tmp_pat
     assert {op: found for op, found in violations.items() if found} == {}
 
 
-@pytest.mark.parametrize("dialect", ["spec", "captured"])
-async def test_the_client_reads_both_dialects_alike(dialect: Dialect) -> None:
+@pytest.mark.parametrize(
+    ("dialect", "documents"), [("spec", None), ("captured", None), ("captured", "v1.3")]
+)
+async def test_the_client_reads_both_dialects_alike(dialect: Dialect, documents: Any) -> None:
     async with (
         Simulator(seed=5, dossiers=300, process_delay=0.01, dialect=dialect) as sim,
         client_for(sim) as client,
     ):
+        sim.faults.document_shape = documents
         results = await every_method(client, sim)
     account = results["account.get"]
     assert account.id == sim.account_id

@@ -14,10 +14,11 @@
 
 ``dialect`` says how answers are written: ``"captured"`` (the default) answers as the
 real service was captured answering (``/account`` as a list, naive datetimes where the
-spec says date, nulls, ``size``, v1.3 documents), because that is what a client meets in
-production; ``"spec"`` answers exactly the v1.1 OpenAPI schemas (objects, dates, no
-nulls, ``pageSize``, octet-stream files), checked by an OpenAPI validator in the tests.
-A client must cope with both; the test suite runs it against both.
+spec says date, nulls, ``size``, v1.3 list items; v1.3 documents with
+``faults.document_shape = "v1.3"``), because that is what a client meets in production;
+``"spec"`` answers exactly the v1.1 OpenAPI schemas (objects, dates, no nulls,
+``pageSize``, octet-stream files), checked by an OpenAPI validator in the tests. A client
+must cope with both; the test suite runs it against both.
 
 It serves the token endpoint (Keycloak-style password and refresh_token grants issuing JWTs
 with ``account_ids``), all 18 operations of API v1.1 and the 3 EDGE v1.3 reads, on

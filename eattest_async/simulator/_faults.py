@@ -74,7 +74,7 @@ class FaultPlan:
     drift_delete: int = 0  # ...and delete this many
     drift_touch: int = 0  # ...and change this many (stateLastChangeDate becomes now)
     early_grace: float = 0.1  # a request this soon after a 429 was already in flight
-    # None: the dialect's shape (spec: v1.1; captured: v1.3); or force one of them.
+    # None: v1.1 (the spec's and the captured dossier's); "v1.3": the EDGE shape.
     document_shape: Literal["v1.1", "v1.3"] | None = None
     download_filename: str | None = None  # hostile names for download tests
     warning: str | None = None  # a W001 warning added to the messages of every JSON answer

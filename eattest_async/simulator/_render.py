@@ -8,9 +8,10 @@ as ``application/octet-stream``.
 
 ``captured``: what the real service was captured sending (the docs' ``c-*`` examples and
 the v1.3 reference): ``/account`` content as a list, naive datetimes with 2, 3 or 6
-fractional digits where the spec says date, nulls, ``size``, the v1.3 document shape
-(``documentName``, ``evidences``, ``metadata``, ``formdata``) and v1.3 extras
-(``isMonitored``, ``isComplete``, ``active``...).
+fractional digits where the spec says date, nulls, ``size``, the v1.3 list items and
+extras (``isMonitored``, ``isComplete``, ``active``...). Documents come in the v1.1 shape
+in both dialects unless ``FaultPlan.document_shape = "v1.3"`` (``documentName``,
+``evidences``, ``metadata``, ``formdata``), as the EDGE hosts answer.
 
 Data generation (``_data``) knows nothing of either; this module is the only place that
 decides how a value is written.
@@ -47,10 +48,11 @@ class Renderer:
         self.spec = dialect == "spec"
         self.size_key = "pageSize" if self.spec else "size"
 
-    def document_shape(self, override: DocumentShape | None) -> DocumentShape:
-        if override is not None:
-            return override
-        return "v1.1" if self.spec else "v1.3"
+    @staticmethod
+    def document_shape(override: DocumentShape | None) -> DocumentShape:
+        """v1.1 documents unless asked otherwise (``FaultPlan.document_shape``): the spec's,
+        and the shape of the product documentation's captured dossier."""
+        return "v1.1" if override is None else override
 
     # -- scalars ------------------------------------------------------------------------
 

@@ -333,13 +333,19 @@ class Journal:
         # look like a complete one.
         buffer = io.StringIO()
         csv.writer(buffer, lineterminator="\n").writerow([" ".join(str(c).split()) for c in cells])
-        self._handle.write(buffer.getvalue())
+        try:
+            self._handle.write(buffer.getvalue())
+        except OSError as error:  # a full disk: say which file
+            raise OSError(error.errno, error.strerror, str(self.path)) from None
         self._sync()
 
     def _sync(self) -> None:
         assert self._handle is not None
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        try:
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        except OSError as error:
+            raise OSError(error.errno, error.strerror, str(self.path)) from None
 
     def close(self) -> None:
         if self._handle is not None:

@@ -186,23 +186,47 @@ class _Writer:
 
     def __exit__(self, *exc: object) -> None:
         if self._handle is not None and self._handle is not sys.stdout:
-            self._handle.close()
+            try:
+                self._handle.close()
+            except OSError as error:
+                if self.whole:  # else the failure was already reported
+                    self.whole = False
+                    raise OSError(error.errno, error.strerror, self.target) from None
+
+    whole = True  # False once a write failed: the file then lacks items (a full disk)
 
     def write(self, item: dict[str, Any]) -> None:
         assert self._handle is not None
-        if not self.csv:
-            self._handle.write(orjson.dumps(item).decode() + "\n")
-            return
-        row = _flat(item)
-        if self._csv is None:
-            self._csv = csv.DictWriter(self._handle, fieldnames=list(row), extrasaction="ignore")
-            if not self._append:  # a resumed file already has its header
-                self._csv.writeheader()
-        self._csv.writerow(row)
+        try:
+            if not self.csv:
+                self._handle.write(orjson.dumps(item).decode() + "\n")
+                return
+            row = _flat(item)
+            if self._csv is None:
+                self._csv = csv.DictWriter(
+                    self._handle, fieldnames=list(row), extrasaction="ignore"
+                )
+                if not self._append:  # a resumed file already has its header
+                    self._csv.writeheader()
+            self._csv.writerow(row)
+        except OSError as error:
+            self.whole = False
+            if isinstance(error, BrokenPipeError):
+                raise
+            raise OSError(error.errno, error.strerror, self.target) from None
 
-    def flush(self) -> None:
+    def flush(self, *, sync: bool = False) -> None:
+        """Hand what was written to the system (``sync``: to the disk)."""
         assert self._handle is not None
-        self._handle.flush()
+        try:
+            self._handle.flush()
+            if sync and self._handle is not sys.stdout:
+                os.fsync(self._handle.fileno())
+        except OSError as error:
+            self.whole = False
+            if isinstance(error, BrokenPipeError):
+                raise
+            raise OSError(error.errno, error.strerror, self.target) from None
 
 
 def _write_file_atomically(path: Path, data: bytes) -> None:
@@ -229,8 +253,8 @@ def _describe(error: BaseException) -> tuple[str, int]:
         code = " ".join(error.codes) + " " if isinstance(error, ApiError) and error.codes else ""
         return f"{code}{error}", _exit_code(error)
     if isinstance(error, OSError):
-        where = f" {error.filename}" if error.filename else ""
-        return f"cannot use{where}: {error.strerror or error}", EXIT_API
+        where = f"{error.filename}: " if error.filename else ""
+        return f"{where}{error.strerror or error}", EXIT_API
     grouped = getattr(error, "exceptions", None)  # an exception group of one
     if isinstance(grouped, tuple) and len(grouped) == 1:
         return _describe(grouped[0])
@@ -607,16 +631,25 @@ def scan(
                         if every.due:
                             # What the checkpoint counts is written first: a kill -9 loses
                             # nothing, and a resume repeats nothing (the ids above).
-                            writer.flush()
+                            writer.flush(sync=True)
                             _save_checkpoint(checkpoint_path, found.checkpoint())
                             every.done()
                 finally:
-                    writer.flush()
-                    if not found.report.complete:
-                        _save_checkpoint(checkpoint_path, found.checkpoint())
-                        console.print(f"partial: checkpoint written to {checkpoint_path}")
-                    elif resume_from is not None or every.saved:
-                        checkpoint_path.unlink(missing_ok=True)  # noqa: ASYNC240
+                    try:
+                        writer.flush(sync=True)
+                    finally:
+                        if not found.report.complete:
+                            # It counts pages as done: only if they are all in the file.
+                            if not writer.whole:
+                                _say(
+                                    "no new checkpoint: the output could not be written whole"
+                                    + ("" if every.saved or resume_from else "; scan again"),
+                                    label="partial",
+                                )
+                            elif _save_checkpoint(checkpoint_path, found.checkpoint()):
+                                console.print(f"partial: checkpoint written to {checkpoint_path}")
+                        elif writer.whole and (resume_from is not None or every.saved):
+                            checkpoint_path.unlink(missing_ok=True)  # noqa: ASYNC240
         console.print(f"{found.report.items:,} {kind} in {found.report.elapsed:.1f} s")
 
     _run(run)
@@ -685,12 +718,18 @@ def _load_checkpoint(path: str) -> Checkpoint:
         _fail(f"{path} is not a scan checkpoint ({error.reason}): {again}", EXIT_USAGE)
 
 
-def _save_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
-    """Atomically (a kill leaves the previous checkpoint or this one, never half of one)."""
+def _save_checkpoint(path: Path, checkpoint: Checkpoint) -> bool:
+    """Atomically (a kill leaves the previous checkpoint or this one, never half of one).
+
+    The caller has flushed (and fsync'ed) the output first: a checkpoint counts pages as
+    done, so they must be in the file. False (and said) if it could not be written.
+    """
     try:
         _write_file_atomically(path, orjson.dumps(checkpoint.to_json()))
     except OSError as error:
         _say(f"could not write the checkpoint {path}: {error.strerror or error}")
+        return False
+    return True
 
 
 @cli.command()

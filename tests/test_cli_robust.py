@@ -575,3 +575,33 @@ async def test_output_piped_to_head_stops_quietly(tmp_path: Path) -> None:
     assert "Traceback" not in err
     assert "Exception ignored" not in err
     assert "error" not in err
+
+
+async def test_scan_onto_a_full_disk_is_one_error_and_no_false_checkpoint(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    import resource
+
+    def small_disk() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4_000, 4_000))
+
+    out = tmp_path / "d.jsonl"
+    code, _, err = await eattest(
+        "scan",
+        "dossiers",
+        "--out",
+        str(out),
+        "--page-size",
+        "10",
+        env=connection(sim),
+        preexec=small_disk,
+    )
+    assert code == 1
+    assert "Traceback" not in err
+    lines = err.splitlines()
+    assert lines[-1] == f"error: {out}: File too large"
+    assert "no new checkpoint" in lines[0]  # it would count pages the file does not hold
+    checkpoint = Path(f"{out}.checkpoint.json")
+    if checkpoint.exists():  # a periodic one, from before the failure: its pages are written
+        whole_lines = out.read_bytes().count(b"\n")
+        assert len(orjson.loads(checkpoint.read_bytes())["done_pages"]) * 10 <= whole_lines

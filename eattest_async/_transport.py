@@ -10,11 +10,11 @@ http only to loopback), bounds one attempt by its timeout, and translates aiohtt
 errors into ours.
 
 A session injected by the caller is used as it is, but every request sets
-``raise_for_status=False``, ``allow_redirects=False`` and ``auto_decompress=True`` and
-disables its timeouts (ours apply); aiohttp's silent re-send of idempotent requests on a
-dropped keep-alive connection is switched off on it too. Such a session must not retry,
-redirect, or raise on statuses by other means (middlewares, a subclass overriding
-``_request``): our single retry loop would be bypassed.
+``raise_for_status=False``, ``allow_redirects=False``, ``middlewares=()`` and
+``auto_decompress=True`` and disables its timeouts (ours apply); aiohttp's silent re-send
+of idempotent requests on a dropped keep-alive connection is switched off on it too.
+Such a session must not retry, redirect, or raise on statuses by other means (a subclass
+overriding ``_request``, a custom connector): our single retry loop would be bypassed.
 """
 
 from __future__ import annotations
@@ -296,6 +296,7 @@ class AiohttpTransport:
                 headers=current_headers,
                 allow_redirects=False,
                 raise_for_status=False,
+                middlewares=(),  # an injected session's (retrying?) middlewares: not ours
                 auto_decompress=True,
                 timeout=_NO_TIMEOUT,
                 ssl=self._ssl if self._ssl is not None else True,

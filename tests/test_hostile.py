@@ -595,8 +595,17 @@ def test_a_client_used_from_another_event_loop_is_a_clear_error() -> None:
 async def test_an_injected_session_raising_for_status_still_gives_typed_errors(
     sim: Simulator,
 ) -> None:
+    async def retrying_middleware(
+        request: aiohttp.ClientRequest, handler: aiohttp.ClientHandlerType
+    ) -> aiohttp.ClientResponse:
+        for _ in range(5):  # a session that re-sends 5xx by itself, silently
+            response = await handler(request)
+            if response.status < 500:
+                break
+        return response
+
     async with (
-        aiohttp.ClientSession(raise_for_status=True) as session,
+        aiohttp.ClientSession(raise_for_status=True, middlewares=(retrying_middleware,)) as session,
         ea.Client(
             sim.environment,
             username=sim.username,
@@ -608,6 +617,7 @@ async def test_an_injected_session_raising_for_status_still_gives_typed_errors(
         sim.faults.add(FaultAction(kind="status", status=503, operation="list_dossiers"))
         await client.dossiers.list()  # our retry loop saw the 503 and retried
         assert client.stats.retries == {"503": 1}
+        assert sim.stats.requests["list_dossiers"] == 2
         with pytest.raises(ea.NotFoundError):
             await client.dossiers.get(1)
 

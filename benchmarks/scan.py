@@ -16,6 +16,7 @@ import aiohttp
 import aiolimiter
 import anyio
 import httpx
+import orjson
 import requests
 
 import eattest_async as ea
@@ -270,3 +271,110 @@ async def cpu_bound(rounds: int = 3, pages: int = 1000) -> dict[str, Any]:
         "per_page_cost": per_page,
         "ratio": times["scan"] / (pages * per_page),
     }
+
+
+# -- 7. the default scan vs the wire: a raw aiohttp + orjson loop over the same pages ----------
+
+WIRE_DOSSIERS = 64_000
+WIRE_PAGE_SIZES = (100, 1000)
+WIRE_CONCURRENCY = (16, 32, 64)
+
+
+async def _raw_token(session: aiohttp.ClientSession, sim: SimulatorProcess) -> str:
+    form = {
+        "client_id": "ea-api-edge",
+        "grant_type": "password",
+        "username": sim.username,
+        "password": sim.password,
+    }
+    async with session.post(sim.values["EATTEST_TOKEN_URL"], data=form) as response:
+        return str((await response.json())["access_token"])
+
+
+async def raw_loop(sim: SimulatorProcess, concurrency: int, page_size: int, total: int) -> float:
+    """The wire's own speed: aiohttp + orjson, every page under a semaphore, items counted.
+
+    It knows the page count beforehand (the scan learns it from its first answer), keeps
+    nothing, checks nothing: the floor a client library can only approach.
+    """
+    pages = math.ceil(total / page_size)
+    semaphore = asyncio.Semaphore(concurrency)
+    count = 0
+    async with aiohttp.ClientSession() as session:
+        headers = {"Authorization": f"Bearer {await _raw_token(session, sim)}"}
+        url = _url(sim)
+
+        async def one(page: int) -> None:
+            nonlocal count
+            async with semaphore:
+                params = {"page": str(page), "pageSize": str(page_size)}
+                async with session.get(url, params=params, headers=headers) as response:
+                    body = await response.read()
+            for _ in orjson.loads(body)["content"]:
+                count += 1
+
+        started = time.perf_counter()
+        await asyncio.gather(*(one(page) for page in range(pages)))
+        elapsed = time.perf_counter() - started
+    assert count == total, count
+    return elapsed
+
+
+async def _scan(sim: SimulatorProcess, concurrency: int, page_size: int, *, raw: bool) -> float:
+    async with client(sim) as opened:
+        await opened.account_id()  # signed in outside the timing, as the raw loop
+        count = 0
+        started = time.perf_counter()
+        async for _ in opened.dossiers.scan(page_size=page_size, concurrency=concurrency, raw=raw):
+            count += 1
+        elapsed = time.perf_counter() - started
+    assert count == PAGES * PAGE_SIZE or count > 0, count
+    return elapsed
+
+
+async def wire(rounds: int = 3, dossiers: int = WIRE_DOSSIERS) -> dict[str, Any]:
+    """7. default scan (models) and raw=True over the raw loop, same pages, same run.
+
+    Pages of 100 and 1000, 50 ms latency, concurrency 16/32/64. Every variant of every
+    setting runs once per round, rounds interleaved, medians kept; the figures are ratios.
+    """
+    results: dict[str, Any] = {}
+    async with SimulatorProcess(
+        "--dossiers",
+        str(dossiers),
+        "--latency",
+        str(LATENCY),
+        "--page-cache-mb",
+        str(max(256, dossiers * 6 // 1000)),  # every page of both sizes stays rendered
+    ) as sim:
+        settings = [(size, c) for size in WIRE_PAGE_SIZES for c in WIRE_CONCURRENCY]
+        for size in WIRE_PAGE_SIZES:  # render every page once, outside the timing
+            await raw_loop(sim, 64, size, dossiers)
+            await _scan(sim, 64, size, raw=True)
+        runs: dict[str, Callable[[], Awaitable[float]]] = {}
+        for size, c in settings:
+            runs[f"pages of {size}, c={c}: raw loop"] = lambda s=size, c=c: raw_loop(
+                sim, c, s, dossiers
+            )
+            runs[f"pages of {size}, c={c}: models"] = lambda s=size, c=c: _scan(
+                sim, c, s, raw=False
+            )
+            runs[f"pages of {size}, c={c}: raw=True"] = lambda s=size, c=c: _scan(
+                sim, c, s, raw=True
+            )
+        times = await median_of(rounds, runs)
+    for size, c in settings:
+        name = f"pages of {size}, c={c}"
+        loop = times[f"{name}: raw loop"]
+        models = times[f"{name}: models"]
+        raw = times[f"{name}: raw=True"]
+        results[name] = {
+            "raw loop seconds": loop,
+            "models seconds": models,
+            "raw=True seconds": raw,
+            "models / raw loop": models / loop,
+            "raw=True / raw loop": raw / loop,
+            "raw loop dossiers/s": dossiers / loop,
+            "models dossiers/s": dossiers / models,
+        }
+    return results

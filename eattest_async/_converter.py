@@ -106,6 +106,12 @@ def _to_date(value: Any) -> dt.date:
 
 
 def _to_str_map(value: Any) -> Mapping[str, str]:
+    if value.__class__ is dict:  # the wire's form, text only: a plain copy
+        for k, v in value.items():
+            if k.__class__ is not str or v.__class__ is not str:
+                break
+        else:
+            return dict(value)
     if not isinstance(value, Mapping):
         raise TypeError(type(value).__name__)
     return {str(k): v if isinstance(v, str) else str(v) for k, v in value.items()}
@@ -138,6 +144,10 @@ _PARSED: dict[Any, Callable[[Any, Any], Any]] = {
 }
 
 
+# Hooks whose type argument is optional: lists of them are built by map() in C.
+_UNARY: set[Callable[..., Any]] = set()
+
+
 def _optional_inner(tp: Any) -> Any:
     """X for ``X | None``, else None."""
     if typing.get_origin(tp) in (typing.Union, types.UnionType):
@@ -147,21 +157,77 @@ def _optional_inner(tp: Any) -> Any:
     return None
 
 
-def _model_hook(cls: type[Any]) -> Callable[[Any, Any], Any]:
+def _builder(cls: type[Any]) -> type[Any] | None:
+    """A writable twin of a frozen model, to fill an instance at full speed; None if unsafe.
+
+    A frozen attrs class refuses ``obj.x = v``, so its ``__init__`` sets every slot with
+    ``object.__setattr__``, two hundred nanoseconds apiece. The twin is a subclass that adds
+    nothing but the plain ``__setattr__``: its instances are filled by ordinary (specialised)
+    attribute stores, then become the model itself (``__class__``, same memory layout),
+    before anyone sees them. It is used only where ``__init__`` would do nothing more:
+    no validator, converter, hook, cached hash or field transformer (as attrs reports them;
+    before attrs 25.4, which cannot tell, every model goes through ``__init__``).
+    """
+    inspect = getattr(attrs, "inspect", None)
+    if inspect is None:
+        return None
+    props = inspect(cls)
+    fields = attrs.fields(cls)
+    slots = {s for k in cls.__mro__ for s in k.__dict__.get("__slots__", ())} - {"__weakref__"}
+    if not (
+        props.is_slotted
+        and props.is_frozen
+        and props.added_init
+        and props.hashability.name != "HASHABLE_CACHED"
+        and props.field_transformer is None
+        and slots == {f.name for f in fields}
+        and not hasattr(cls, "__attrs_pre_init__")
+        and not hasattr(cls, "__attrs_post_init__")
+        and all(f.init and f.validator is None and f.converter is None for f in fields)
+    ):
+        return None
+    # Both methods are object's, so the twin's attribute stores take the generic C path.
+    twin = type(
+        cls.__name__,
+        (cls,),
+        {"__slots__": (), "__setattr__": object.__setattr__, "__delattr__": object.__delattr__},
+    )
+    try:  # the layout check CPython makes on __class__ assignment, once, here
+        probe: Any = object.__new__(twin)
+        probe.__class__ = cls
+    except TypeError:
+        return None
+    return twin
+
+
+def _model_hook(cls: type[Any]) -> Callable[..., Any]:
     """Generate the structure function of a model: one Python function, fields inline.
 
     Every field reads its wire key, then its aliases when the key is absent or null, and
-    converts in place; what is missing becomes None (or an empty tuple).
+    converts in place; what is missing becomes None (or an empty tuple). The common case
+    costs no Python call: a scalar of the expected type is kept as is, an ISO string goes
+    straight to the C ``fromisoformat``, lists of models are mapped by their own generated
+    function; anything else goes through the lenient readers above.
     """
     hints = typing.get_type_hints(cls)
-    namespace: dict[str, Any] = {"_cls": cls, "_Mapping": Mapping}
+    namespace: dict[str, Any] = {
+        "_cls": cls,
+        "_Mapping": Mapping,
+        "_datetime": dt.datetime.fromisoformat,
+        "_date": dt.date.fromisoformat,
+        "_map": map,
+        "_tuple": tuple,
+        "_new": object.__new__,
+    }
     lines = [
-        "def structure(o, _):",
+        # The second argument (the type, as cattrs passes it) is optional, so that lists
+        # of models are built by map() in C, without a Python frame per list.
+        "def structure(o, _=None):",
         "    if o.__class__ is not dict and not isinstance(o, _Mapping):",
         f"        raise TypeError('{cls.__name__} from a ' + type(o).__name__)",
         "    g = o.get",
     ]
-    arguments = []
+    arguments: list[tuple[str, str, str]] = []
     for index, attribute in enumerate(attrs.fields(cls)):
         if attribute.metadata.get("envelope"):
             continue  # set from the envelope by the resource, not read from the content
@@ -179,35 +245,63 @@ def _model_hook(cls: type[Any]) -> Callable[[Any, Any], Any]:
                 f"    {target} = v if v is None or v.__class__ is {name} else slow_{index}(v, None)"
             )
         elif inner in _PARSED:
-            namespace[f"parse_{index}"] = _PARSED[inner]
-            lines.append(f"    {target} = None if v is None else parse_{index}(v, None)")
+            # ISO text (what the service sends): the C parser; other forms (2 fractional
+            # digits before 3.11, offsets like +0000, epochs, garbage) take the lenient path.
+            namespace[f"slow_{index}"] = _PARSED[inner]
+            fast, guard = (
+                ("_datetime", "") if inner is dt.datetime else ("_date", " and len(v) == 10")
+            )
+            lines += [
+                f"    if v is None: {target} = None",
+                f"    elif v.__class__ is str{guard}:",
+                f"        try: {target} = {fast}(v)",
+                f"        except ValueError: {target} = slow_{index}(v, None)",
+                f"    else: {target} = slow_{index}(v, None)",
+            ]
         elif inner is not None:  # a nested model, or a mapping
             namespace[f"hook_{index}"] = _converter.get_structure_hook(inner)
             namespace[f"type_{index}"] = inner
             lines.append(f"    {target} = None if v is None else hook_{index}(v, type_{index})")
         elif typing.get_origin(tp) is tuple:
             element = typing.get_args(tp)[0]
-            namespace[f"hook_{index}"] = _converter.get_structure_hook(element)
-            namespace[f"type_{index}"] = element
-            each = f"hook_{index}(x, type_{index})"
-            lines.append(f"    {target} = () if v is None else tuple([{each} for x in v])")
+            hook = _converter.get_structure_hook(element)
+            namespace[f"hook_{index}"] = hook
+            if hook in _UNARY:
+                each = f"_tuple(_map(hook_{index}, v))"
+            else:
+                namespace[f"type_{index}"] = element
+                each = f"_tuple([hook_{index}(x, type_{index}) for x in v])"
+            lines.append(f"    {target} = () if v is None else {each}")
         else:  # a required field of a plain type
             namespace[f"hook_{index}"] = _converter.get_structure_hook(tp)
             lines.append(f"    {target} = hook_{index}(v, None)")
-        arguments.append(f"{attribute.alias}={target}")
-    lines.append(f"    return _cls({', '.join(arguments)})")
+        arguments.append((attribute.name, attribute.alias, target))
+    twin = _builder(cls)
+    if twin is not None:
+        namespace["_twin"] = twin
+        lines.append("    self = _new(_twin)")
+        lines += [f"    self.{name} = {target}" for name, _, target in arguments]
+        lines.append("    self.__class__ = _cls")
+        lines.append("    return self")
+    else:
+        lines.append(f"    return _cls({', '.join(f'{alias}={t}' for _, alias, t in arguments)})")
     exec("\n".join(lines), namespace)  # noqa: S102 - code generated from the model's own fields
-    return namespace["structure"]  # type: ignore[no-any-return]
+    structure: Callable[..., Any] = namespace["structure"]
+    _UNARY.add(structure)
+    return structure
 
 
 _converter.register_structure_hook_factory(attrs.has, _model_hook)
 _message = _model_hook(Message)
 
 
-def _structure_message(value: Any, _: Any) -> Message:
+def _structure_message(value: Any, _: Any = None) -> Message:
     if isinstance(value, str):  # real answers carry plain strings too
         return Message(code=None, message=value)
-    return _message(value, Message)  # type: ignore[no-any-return]
+    return _message(value)  # type: ignore[no-any-return]
+
+
+_UNARY.add(_structure_message)
 
 
 _converter.register_structure_hook(Message, _structure_message)
@@ -239,4 +333,6 @@ def structure_many(
     """Models from a list of JSON forms (the hook looked up once)."""
     hook = _converter.get_structure_hook(cls)
     with _reading(cls, method, path):
+        if hook in _UNARY:
+            return tuple(map(hook, data))  # type: ignore[arg-type]
         return tuple([hook(item, cls) for item in data])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import pickle
 from pathlib import Path
 from typing import Any
 
@@ -176,3 +177,85 @@ def test_plain_string_messages_and_bad_records() -> None:
     assert messages.error == ()
     with pytest.raises(UnexpectedResponseError, match="Dossier"):
         structure_many(["not an object"], Dossier)
+
+
+# -- the fast paths of the converter give exactly what __init__ and the lenient readers give --
+
+
+def test_structured_models_are_the_frozen_models_themselves() -> None:
+    source = load("seed001_dossiers.json")["content"][0]  # no metadata dict: hashable
+    source["documents"][0]["listFileInformation"] = [{"fileId": 7, "uploadDate": "2024-01-20"}]
+    dossier = structure_many([source], Dossier)[0]
+    document = dossier.documents[0]
+    assert type(dossier) is Dossier
+    assert type(document) is Document
+    assert type(document.files[0]) is FileInfo
+    with pytest.raises(attrs.exceptions.FrozenInstanceError):
+        dossier.dossier_id = 1  # type: ignore[misc]
+    rebuilt = Dossier(**{a.name: getattr(dossier, a.name) for a in attrs.fields(Dossier)})
+    assert rebuilt == dossier
+    assert hash(rebuilt) == hash(dossier)
+    assert repr(rebuilt) == repr(dossier)
+    assert pickle.loads(pickle.dumps(dossier)) == dossier
+    assert attrs.evolve(dossier, siren="1").siren == "1"
+
+
+BUILT: list[str] = []
+
+
+@attrs.frozen(kw_only=True)
+class Checked:
+    count: int | None = attrs.field(default=None, converter=lambda v: None if v is None else v * 2)
+    name: str | None = attrs.field(
+        default=None, validator=attrs.validators.optional(attrs.validators.max_len(3))
+    )
+
+    def __attrs_post_init__(self) -> None:
+        BUILT.append(f"{self.name}")
+
+
+def test_a_model_whose_init_does_more_is_built_through_it() -> None:
+    checked = structure({"count": 2, "name": "abc"}, Checked)
+    assert checked.count == 4
+    assert BUILT == ["abc"]
+    with pytest.raises(UnexpectedResponseError, match="Checked"):
+        structure({"name": "too long"}, Checked)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("2024-01-15T10:20:30.12", dt.datetime(2024, 1, 15, 10, 20, 30, 120000)),
+        ("2024-01-15T10:20:30.123456", dt.datetime(2024, 1, 15, 10, 20, 30, 123456)),
+        ("2024-01-15", dt.datetime(2024, 1, 15)),
+        (" 2024-01-15T10:20:30 ", dt.datetime(2024, 1, 15, 10, 20, 30)),
+        (
+            "2024-01-15T10:20:30+0100",
+            dt.datetime(2024, 1, 15, 10, 20, 30, tzinfo=dt.timezone(dt.timedelta(hours=1))),
+        ),
+        (1705314030, dt.datetime(2024, 1, 15, 10, 20, 30, tzinfo=dt.timezone.utc)),
+        (1705314030000, dt.datetime(2024, 1, 15, 10, 20, 30, tzinfo=dt.timezone.utc)),
+        ("N/A", None),
+        ("", None),
+        (True, None),
+        ([], None),
+    ],
+)
+def test_datetime_and_date_fields_read_every_form(value: Any, expected: Any) -> None:
+    dossier = structure({"stateLastChangeDate": value, "startingDate": value}, Dossier)
+    assert dossier.state_last_change_date == expected
+    assert dossier.starting_date == (None if expected is None else expected.date())
+
+
+def test_text_maps_are_copied_and_other_values_become_text() -> None:
+    metadata = {"verified": "true", "pages": 3}
+    files = structure(
+        {"listFileInformation": [{"fileId": 1, "metadata": metadata}, {"metadata": {"a": "b"}}]},
+        Document,
+    ).files
+    assert files[0].metadata == {"verified": "true", "pages": "3"}
+    source = {"a": "b"}
+    kept = structure({"metadata": source}, FileInfo).metadata
+    source["a"] = "changed"
+    assert kept == {"a": "b"}
+    assert files[1].metadata == {"a": "b"}

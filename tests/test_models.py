@@ -203,9 +203,13 @@ def test_structured_models_are_the_frozen_models_themselves() -> None:
 BUILT: list[str] = []
 
 
+def _doubled(value: int | None) -> int | None:
+    return None if value is None else value * 2
+
+
 @attrs.frozen(kw_only=True)
 class Checked:
-    count: int | None = attrs.field(default=None, converter=lambda v: None if v is None else v * 2)
+    count: int | None = attrs.field(default=None, converter=_doubled)
     name: str | None = attrs.field(
         default=None, validator=attrs.validators.optional(attrs.validators.max_len(3))
     )

@@ -1,69 +1,157 @@
 """eattest_async: the async Python client for the e-Attestations REST/JSON API v1.1."""
 
-from ._client import Client, ClientStats
-from ._config import Environment, Limits, RetryPolicy, Timeouts
-from ._coordination import (
-    CoordinationError,
-    CoordinationWarning,
-    Coordinator,
-    LocalCoordinator,
-    RedisCoordinator,
-)
-from ._exceptions import (
-    ApiError,
-    AuthenticationError,
-    ClientClosedError,
-    ConnectError,
-    DossierCreationError,
-    DossierUpdateError,
-    EattestError,
-    EventLoopError,
-    ForbiddenError,
-    IncompleteResponseError,
-    InvalidInputError,
-    NotFoundError,
-    ParameterError,
-    ProcessTimeoutError,
-    RateLimitError,
-    RedirectError,
-    RequestTimeoutError,
-    RequirementError,
-    ResponseTooLargeError,
-    ScanError,
-    ServerError,
-    TransportError,
-    UnauthorizedError,
-    UnexpectedResponseError,
-    ValidationError,
-)
-from ._pagination import Scan, ScanProgress, ScanReport
-from ._sync import Changes
-from .models import (
-    Account,
-    AccountStatistics,
-    Checkpoint,
-    Document,
-    Dossier,
-    DossierProcess,
-    DossierUpdate,
-    FileInfo,
-    FormField,
-    Indicator,
-    IndicatorStatistics,
-    Items,
-    Message,
-    Messages,
-    NewDossier,
-    Page,
-    Principal,
-    ProcessStatus,
-    Requirement,
-    Subscription,
-    Thirdparty,
-    ThirdpartyDetails,
-    ThirdpartyUser,
-    Watermark,
-)
+# Public names are imported on first use (PEP 562): ``import eattest_async`` stays cheap,
+# and what a program never touches (scans, downloads, aiohttp for a script that only
+# builds models) is never loaded. Type checkers read the imports below.
+import importlib as _importlib
+import typing as _typing
+
+if _typing.TYPE_CHECKING:
+    from ._client import Client, ClientStats
+    from ._config import Environment, Limits, RetryPolicy, Timeouts
+    from ._coordination import (
+        CoordinationError,
+        CoordinationWarning,
+        Coordinator,
+        LocalCoordinator,
+        RedisCoordinator,
+    )
+    from ._exceptions import (
+        ApiError,
+        AuthenticationError,
+        ClientClosedError,
+        ConnectError,
+        DossierCreationError,
+        DossierUpdateError,
+        EattestError,
+        EventLoopError,
+        ForbiddenError,
+        IncompleteResponseError,
+        InvalidInputError,
+        NotFoundError,
+        ParameterError,
+        ProcessTimeoutError,
+        RateLimitError,
+        RedirectError,
+        RequestTimeoutError,
+        RequirementError,
+        ResponseTooLargeError,
+        ScanError,
+        ServerError,
+        TransportError,
+        UnauthorizedError,
+        UnexpectedResponseError,
+        ValidationError,
+    )
+    from ._pagination import Scan, ScanProgress, ScanReport
+    from ._sync import Changes
+    from .models import (
+        Account,
+        AccountStatistics,
+        Checkpoint,
+        Document,
+        Dossier,
+        DossierProcess,
+        DossierUpdate,
+        FileInfo,
+        FormField,
+        Indicator,
+        IndicatorStatistics,
+        Items,
+        Message,
+        Messages,
+        NewDossier,
+        Page,
+        Principal,
+        ProcessStatus,
+        Requirement,
+        Subscription,
+        Thirdparty,
+        ThirdpartyDetails,
+        ThirdpartyUser,
+        Watermark,
+    )
+
+_WHERE = {
+    "Client": "._client",
+    "ClientStats": "._client",
+    "Environment": "._config",
+    "Limits": "._config",
+    "RetryPolicy": "._config",
+    "Timeouts": "._config",
+    "CoordinationError": "._coordination",
+    "CoordinationWarning": "._coordination",
+    "Coordinator": "._coordination",
+    "LocalCoordinator": "._coordination",
+    "RedisCoordinator": "._coordination",
+    "ApiError": "._exceptions",
+    "AuthenticationError": "._exceptions",
+    "ClientClosedError": "._exceptions",
+    "ConnectError": "._exceptions",
+    "DossierCreationError": "._exceptions",
+    "DossierUpdateError": "._exceptions",
+    "EattestError": "._exceptions",
+    "EventLoopError": "._exceptions",
+    "ForbiddenError": "._exceptions",
+    "IncompleteResponseError": "._exceptions",
+    "InvalidInputError": "._exceptions",
+    "NotFoundError": "._exceptions",
+    "ParameterError": "._exceptions",
+    "ProcessTimeoutError": "._exceptions",
+    "RateLimitError": "._exceptions",
+    "RedirectError": "._exceptions",
+    "RequestTimeoutError": "._exceptions",
+    "RequirementError": "._exceptions",
+    "ResponseTooLargeError": "._exceptions",
+    "ScanError": "._exceptions",
+    "ServerError": "._exceptions",
+    "TransportError": "._exceptions",
+    "UnauthorizedError": "._exceptions",
+    "UnexpectedResponseError": "._exceptions",
+    "ValidationError": "._exceptions",
+    "Scan": "._pagination",
+    "ScanProgress": "._pagination",
+    "ScanReport": "._pagination",
+    "Changes": "._sync",
+    "Account": ".models",
+    "AccountStatistics": ".models",
+    "Checkpoint": ".models",
+    "Document": ".models",
+    "Dossier": ".models",
+    "DossierProcess": ".models",
+    "DossierUpdate": ".models",
+    "FileInfo": ".models",
+    "FormField": ".models",
+    "Indicator": ".models",
+    "IndicatorStatistics": ".models",
+    "Items": ".models",
+    "Message": ".models",
+    "Messages": ".models",
+    "NewDossier": ".models",
+    "Page": ".models",
+    "Principal": ".models",
+    "ProcessStatus": ".models",
+    "Requirement": ".models",
+    "Subscription": ".models",
+    "Thirdparty": ".models",
+    "ThirdpartyDetails": ".models",
+    "ThirdpartyUser": ".models",
+    "Watermark": ".models",
+}
+
+
+def __getattr__(name: str) -> _typing.Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(_importlib.import_module(module, __name__), name)
+    globals()[name] = value  # once imported, a plain module attribute
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
 
 __version__ = "0.1.0"
 

@@ -157,6 +157,13 @@ def table(results: dict[str, Any]) -> str:
             "<= 1.2",
             r["ratio"] <= 1.2,
         )
+        if "ratio_client" in r:
+            row(
+                "8. from eattest_async import Client / import httpx",
+                f"{r['ratio_client']:.2f} x ({s['eattest_async.Client'] * 1000:.0f} ms)",
+                "",
+                None,
+            )
     return "\n".join(lines)
 
 

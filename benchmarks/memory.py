@@ -46,7 +46,15 @@ def peak_rss_mb() -> float:
 async def stream(dossiers: int, page_size: int, concurrency: int) -> dict[str, Any]:
     async with (
         SimulatorProcess("--dossiers", str(dossiers)) as sim,
-        ea.Client(sim.environment, username=sim.username, password=sim.password) as client,
+        ea.Client(
+            sim.environment,
+            username=sim.username,
+            password=sim.password,
+            # The simulator renders each page of 1000 on demand: on a busy machine that
+            # can take longer than the default 5 s, and the figure here is memory.
+            timeouts=ea.Timeouts(json=120),
+            retry=ea.RetryPolicy(deadline=600),
+        ) as client,
     ):
         # Signed in and the converter warmed on one dossier, before any large page is decoded:
         # the peak then includes the decoding itself (orjson's transient buffer included).

@@ -38,7 +38,14 @@ async def median_of(
 
 
 def client(sim: SimulatorProcess) -> ea.Client:
-    return ea.Client(sim.environment, username=sim.username, password=sim.password)
+    # Generous timeouts: a busy shared machine must slow the figures down, not fail them.
+    return ea.Client(
+        sim.environment,
+        username=sim.username,
+        password=sim.password,
+        timeouts=ea.Timeouts(json=120),
+        retry=ea.RetryPolicy(deadline=600),
+    )
 
 
 async def ours(

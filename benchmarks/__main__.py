@@ -144,7 +144,7 @@ def table(results: dict[str, Any]) -> str:
     for name, r in results.get("wire", {}).items():
         goal = 1.25 if name.endswith("c=16") else 1.5 if name.endswith("c=64") else None
         row(
-            f"7. scan / raw loop, {name}",
+            f"8. scan / raw loop, {name}",
             f"models {r['models / raw loop']:.2f} x, raw=True {r['raw=True / raw loop']:.2f} x "
             f"(raw loop {r['raw loop seconds']:.2f} s = {r['raw loop dossiers/s']:,.0f}/s; "
             f"models {r['models dossiers/s']:,.0f}/s)",
@@ -155,7 +155,7 @@ def table(results: dict[str, Any]) -> str:
         r = results["imports"]
         s = r["seconds"]
         row(
-            "8. import eattest_async / import httpx",
+            "9. import eattest_async / import httpx",
             f"{r['ratio']:.2f} x ({s['eattest_async'] * 1000:.0f} ms vs "
             f"{s['httpx'] * 1000:.0f} ms, median of {r['rounds']} fresh processes each)",
             "<= 1.2",
@@ -163,7 +163,7 @@ def table(results: dict[str, Any]) -> str:
         )
         if "ratio_client" in r:
             row(
-                "8. from eattest_async import Client / import httpx",
+                "9. from eattest_async import Client / import httpx",
                 f"{r['ratio_client']:.2f} x ({s['eattest_async.Client'] * 1000:.0f} ms)",
                 "",
                 None,

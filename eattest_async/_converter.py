@@ -228,9 +228,16 @@ def _model_hook(cls: type[Any]) -> Callable[..., Any]:
         "    g = o.get",
     ]
     arguments: list[tuple[str, str, str]] = []
+    defaults: list[tuple[str, str]] = []  # envelope fields: their default, as __init__ would
+    twin = _builder(cls)
     for index, attribute in enumerate(attrs.fields(cls)):
         if attribute.metadata.get("envelope"):
-            continue  # set from the envelope by the resource, not read from the content
+            # Set from the envelope by the resource, not read from the content.
+            if isinstance(attribute.default, attrs.Factory):  # type: ignore[arg-type]
+                twin = None  # only __init__ calls factories
+            namespace[f"d{index}"] = attribute.default
+            defaults.append((attribute.name, f"d{index}"))
+            continue
         key = attribute.metadata.get("key") or _camel(attribute.name)
         target = f"f{index}"
         lines.append(f"    v = g({key!r})")
@@ -276,11 +283,11 @@ def _model_hook(cls: type[Any]) -> Callable[..., Any]:
             namespace[f"hook_{index}"] = _converter.get_structure_hook(tp)
             lines.append(f"    {target} = hook_{index}(v, None)")
         arguments.append((attribute.name, attribute.alias, target))
-    twin = _builder(cls)
     if twin is not None:
         namespace["_twin"] = twin
         lines.append("    self = _new(_twin)")
         lines += [f"    self.{name} = {target}" for name, _, target in arguments]
+        lines += [f"    self.{name} = {default}" for name, default in defaults]
         lines.append("    self.__class__ = _cls")
         lines.append("    return self")
     else:

@@ -213,7 +213,7 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
                 met = r["efficiency"] >= 0.90 and r["429s"] <= 3 and r["early requests"] == 0
             else:
                 target, met = "", None
-            out.append((f"7. limit {case}: {name}", figure, target, met))
+            out.append((f"10. limit {case}: {name}", figure, target, met))
     return out
 
 

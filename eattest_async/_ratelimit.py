@@ -468,6 +468,10 @@ class RateGate:
         answered = max(self._watch_ok, seq - first_seq)
         if answered < 1:
             self._slow_down()
+            if self._limit is None:
+                # Nothing to pace by yet: once the cooldown (if any) is over, one request
+                # alone again until an answer, rather than every waiter at once.
+                self._answered, self._first_answer = False, anyio.Event()
             return
         opened_by = first_answered if first_answered is not None else now
         if retry_after is None or retry_after <= 0:

@@ -255,6 +255,27 @@ async def test_retry_after_zero_or_past_releases_no_herd(retry_after: float | No
     await vt.run(main)
 
 
+async def test_a_first_429_without_anything_to_learn_from_releases_one_request_alone() -> None:
+    vt = VirtualTime()
+    gate = vt.gate()
+    released: list[float] = []
+
+    async def one(status: int) -> None:
+        await gate.acquire()
+        released.append(vt.now)
+        await vt.sleep(0.02)
+        await gate.release(status=status, retry_after=0.0)
+
+    async def main() -> None:
+        await one(429)  # the very first answer: 429, Retry-After 0, no headers
+        async with anyio.create_task_group() as tasks:
+            for _ in range(5):
+                tasks.start_soon(one, 200)
+
+    await vt.run(main)
+    assert released[2] - released[1] >= 0.019  # the others waited for the probe's answer
+
+
 async def test_max_rate_holds_before_any_answer() -> None:
     vt = VirtualTime()
     gate = vt.gate(max_rate=4.0)

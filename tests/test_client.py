@@ -503,7 +503,7 @@ async def first_file(client: ea.Client) -> tuple[int, int, ea.FileInfo]:
 async def test_a_failed_download_leaves_no_file(sim: Simulator, tmp_path: Path, kind: str) -> None:
     async with client_for(sim, retry=ea.RetryPolicy.none()) as client:
         dossier_id, document_id, info = await first_file(client)
-        sim.faults.add(FaultAction(kind=kind, operation="download_file"))  # type: ignore[arg-type]
+        sim.faults.add(FaultAction(kind=kind, operation="download_file"))
         with pytest.raises(ea.IncompleteResponseError):
             await client.files.download(dossier_id, document_id, info.file_id or 0, dest=tmp_path)
     assert list(tmp_path.iterdir()) == []

@@ -823,6 +823,108 @@ async def test_admin_endpoints(sim: Simulator, http: aiohttp.ClientSession) -> N
     assert recorded == []
 
 
+@pytest.mark.parametrize(
+    "plan",
+    [
+        {"rate_limit": "many"},
+        {"rate_limit": True},
+        {"error_rate": 2},
+        {"latency": -1},
+        {"rate_window": 0},
+        {"error_statuses": ["500"]},
+        {"error_statuses": 503},
+        {"retry_after_format": "minutes"},
+        {"script": [{"kind": "explode"}]},
+        {"script": [{"kind": "status", "status": 99}]},
+        {"script": [{"kind": "status", "colour": "red"}]},
+        {"script": {"kind": "status"}},
+        {"script": ["status"]},
+        {"document_shape": "v2"},
+        [1, 2],
+        "null",
+    ],
+)
+async def test_a_garbage_fault_plan_is_refused_whole_and_changes_nothing(
+    sim: Simulator, http: aiohttp.ClientSession, plan: Any
+) -> None:
+    before = sim.faults.to_json()
+    # A valid field beside the garbage must not be applied either: all or nothing.
+    body = {"drift_every": 7, **plan} if isinstance(plan, dict) else plan
+    async with http.put(sim.origin + "/_simulator/faults", json=body) as response:
+        assert response.status == 400
+        assert (await response.json())["error"]
+    assert sim.faults.to_json() == before
+    h = await bearer(sim, http)
+    assert (await get(http, sim, "/account", h))[0] == 200  # and the service still serves
+
+
+def test_the_fault_plan_checks_fields_set_from_python() -> None:
+    plan = Simulator().faults
+    with pytest.raises(ValueError, match="error_rate"):
+        plan.error_rate = 1.5
+    with pytest.raises(TypeError, match="rate_limit"):
+        plan.rate_limit = "10"  # type: ignore[assignment]
+    with pytest.raises(ValueError, match="kind"):
+        FaultAction(kind="explode")
+    assert plan.error_rate == 0.0
+    assert plan.rate_limit is None
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/dossiers/²",
+        "/dossiers/" + "9" * 5000,
+        "/dossiers/-",
+        "/dossiers/١٢٣",
+        "/thirdparties/²³",
+        "/thirdparties/" + "1" * 40,
+        "/dossiers/800000/documents/²",
+        "/dossiers/800000/documents/8000000/files/" + "7" * 5000,
+    ],
+)
+async def test_hostile_ids_get_the_spring_400(
+    sim: Simulator, http: aiohttp.ClientSession, path: str
+) -> None:
+    h = await bearer(sim, http)
+    status, body = await get(http, sim, f"/account/{sim.account_id}{path}", h)
+    assert status == 400
+    assert body["status"] == 400
+    assert body["error"] == "Bad Request"
+    assert "convert" in body["message"]
+    assert len(body["message"]) < 400  # the value is not echoed whole
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"page": "²"},
+        {"pageSize": "²"},
+        {"page": "9" * 5000},
+        {"pageSize": "1" * 5000},
+        {"page": "1e3"},
+        {"page": "99999999999"},
+    ],
+)
+async def test_hostile_paging_gets_the_spring_400(
+    sim: Simulator, http: aiohttp.ClientSession, params: dict[str, str]
+) -> None:
+    h = await bearer(sim, http)
+    for operation in ("/dossiers", "/thirdparties"):
+        status, body = await get(http, sim, f"/account/{sim.account_id}{operation}", h, **params)
+        assert status == 400
+        assert body["error"] == "Bad Request"
+    assert sim.stats.statuses.get(500, 0) == 0
+
+
+async def test_every_route_is_registered_beside_its_handler() -> None:
+    from eattest_async.simulator._http import ROUTES
+
+    names = {route.name for route in ROUTES.routes}
+    assert {"token", "get_account", "list_dossiers", "download_file", "_admin_put"} <= names
+    assert len(ROUTES.routes) == len({(r.method, r.path) for r in ROUTES.routes})
+
+
 async def test_records_what_the_client_sent(sim: Simulator, http: aiohttp.ClientSession) -> None:
     h = await bearer(sim, http)
     await post(

@@ -39,11 +39,12 @@ from typing import Any
 from aiohttp import web
 
 from .._config import Environment
-from ._app import API_PREFIX, TOKEN_PATH, SimulatorService
 from ._data import DOSSIER_ID_BASE, REQUIREMENTS, RESERVED_SIREN_PREFIXES, DataSet, Thirdparty
-from ._faults import FaultAction, FaultPlan, RecordedRequest, SimulatorStats
+from ._http import API_PREFIX, TOKEN_PATH
+from ._plan import FaultAction, FaultPlan, RecordedRequest, SimulatorStats
 from ._process import SimulatorProcess
 from ._render import DIALECTS, Dialect
+from ._service import SimulatorService
 
 __all__ = [
     "DIALECTS",
@@ -272,7 +273,7 @@ class Simulator:
 
     def insert_dossiers(self, count: int, *, spread: bool = True) -> list[int]:
         """Insert dossiers now, scattered among existing ones (or appended)."""
-        rng = self._service._rng
+        rng = self._service.rng
         created = []
         for _ in range(count):
             order = self.data.order()
@@ -302,7 +303,7 @@ class Simulator:
         """Delete the given dossiers, or ``count`` random ones; returns the ids removed."""
         if dossier_ids is None:
             order = self.data.order()
-            rng = self._service._rng
+            rng = self._service.rng
             dossier_ids = (
                 sorted({order[rng.randrange(len(order))] for _ in range(count)})
                 if len(order)

@@ -23,6 +23,7 @@ import datetime as dt
 from typing import Any, Literal
 
 from ._data import DataSet, Process, RequirementDef, Thirdparty, format_datetime
+from ._http import messages
 
 Dialect = Literal["spec", "captured"]
 DocumentShape = Literal["v1.1", "v1.3"]
@@ -78,15 +79,7 @@ class Renderer:
 
     # -- envelopes ------------------------------------------------------------------------
 
-    @staticmethod
-    def messages(
-        errors: list[tuple[str, str]] | tuple[()] = (), info: list[str] | tuple[()] = ()
-    ) -> dict[str, Any]:
-        return {
-            "info": [{"code": "I000", "message": m} for m in info],
-            "warning": [],
-            "error": [{"code": c, "message": m} for c, m in errors],
-        }
+    messages = staticmethod(messages)
 
     def page(self, content: list[Any], page: int, size: int, total: int) -> dict[str, Any]:
         return {

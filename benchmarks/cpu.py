@@ -23,14 +23,16 @@ from eattest_async import Document, Dossier, FileInfo, FormField, Indicator
 from eattest_async._converter import structure_many
 from eattest_async._protocol import decipher, list_content
 from eattest_async.simulator._data import DOSSIER_ID_BASE, DataSet
+from eattest_async.simulator._render import Renderer
 
 HEADERS = {"Content-Type": "application/json"}
 
 
 def page_bytes(count: int) -> bytes:
     data = DataSet(seed=11, dossiers=count, thirdparties=None, account_id=119631)
+    render = Renderer("captured")  # what the simulator answers by default
     content = [
-        data.dossier_json(DOSSIER_ID_BASE + i, "v1.1" if i % 2 else "v1.3") for i in range(count)
+        render.dossier(data, DOSSIER_ID_BASE + i, "v1.1" if i % 2 else "v1.3") for i in range(count)
     ]
     return orjson.dumps(
         {

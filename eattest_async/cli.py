@@ -524,6 +524,38 @@ def whoami(
     _run(run)
 
 
+def _filter_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    """The filters of both listings as options, from their one table (resources/_filters)."""
+    from .resources._filters import DOSSIER_FILTERS, THIRDPARTY_FILTERS
+
+    for name, spec in reversed({**DOSSIER_FILTERS, **THIRDPARTY_FILTERS}.items()):
+        if spec.option is None:
+            continue
+        only = (
+            ""
+            if name in DOSSIER_FILTERS and name in THIRDPARTY_FILTERS
+            else " (dossiers only)"
+            if name in DOSSIER_FILTERS
+            else " (third parties only)"
+        )
+        kind = click.Choice(spec.choices) if spec.choices else spec.cli_type
+        func = click.option(spec.option, name, type=kind, default=None, help=spec.help + only)(func)
+    return func
+
+
+def _filters_for(kind: str, values: dict[str, Any]) -> dict[str, Any]:
+    """The filters given, each one of this kind's (a usage error otherwise)."""
+    from .resources._filters import DOSSIER_FILTERS, THIRDPARTY_FILTERS
+
+    table = DOSSIER_FILTERS if kind == "dossiers" else THIRDPARTY_FILTERS
+    given = {name: value for name, value in values.items() if value is not None}
+    for name in given:
+        if name not in table:
+            option = (DOSSIER_FILTERS.get(name) or THIRDPARTY_FILTERS[name]).option
+            _fail(f"{option} does not filter {kind}", EXIT_USAGE)
+    return given
+
+
 @cli.command()
 @click.argument("kind", type=click.Choice(["dossiers", "thirdparties"]))
 @_connection_options
@@ -532,14 +564,7 @@ def whoami(
 )
 @click.option("--concurrency", default=8, show_default=True, type=_CONCURRENCY)
 @click.option("--page-size", default=100, show_default=True, type=_PAGE_SIZE)
-@click.option("--monitored/--all", "monitored", default=None)
-@click.option("--siren")
-@click.option("--siret")
-@click.option("--tva", help="EU VAT number")
-@click.option("--company-id-type", type=click.Choice(["CIT001", "CIT002", "CIT003"]))
-@click.option("--since", "state_last_change_date", help="changed since this date (YYYY-MM-DD)")
-@click.option("--thirdparty-code", help="dossiers only")
-@click.option("--reference", "dossier_reference", help="dossiers only")
+@_filter_options
 @click.option(
     "--resume", "resume", type=click.Path(dir_okay=False), help="checkpoint file to resume from"
 )
@@ -553,20 +578,14 @@ def scan(
     out: str,
     concurrency: int,
     page_size: int,
-    monitored: bool | None,
-    siren: str | None,
-    siret: str | None,
-    tva: str | None,
-    company_id_type: str | None,
-    state_last_change_date: str | None,
-    thirdparty_code: str | None,
-    dossier_reference: str | None,
     resume: str | None,
+    **filter_values: Any,
 ) -> None:
     """Stream every dossier or third party to a file, as pages arrive.
 
     Ctrl-C leaves a valid partial file and a checkpoint (OUT.checkpoint.json) to resume from.
     """
+    filters = _filters_for(kind, filter_values)
     environment = _environment(env, base_url, token_url)
     checkpoint_path = Path((out if out != "-" else kind) + ".checkpoint.json")
     resume_from = _load_checkpoint(resume) if resume else None
@@ -578,18 +597,6 @@ def scan(
         from ._client import Client
         from ._pagination import Scan
 
-        filters: dict[str, Any] = {
-            "monitored": monitored,
-            "siren": siren,
-            "siret": siret,
-            "tva": tva,
-            "company_id_type": company_id_type,
-            "state_last_change_date": state_last_change_date,
-        }
-        if kind == "dossiers":
-            filters.update(thirdparty_code=thirdparty_code, dossier_reference=dossier_reference)
-        elif thirdparty_code or dossier_reference:
-            _fail("--thirdparty-code and --reference filter dossiers only", EXIT_USAGE)
         async with Client(
             environment,
             username=user,
@@ -619,7 +626,7 @@ def scan(
                     raw=True,
                     resume_from=resume_from,
                     on_progress=on_progress,
-                    **{k: v for k, v in filters.items() if v is not None},
+                    **filters,
                 )
                 key = "dossierId" if kind == "dossiers" else "thirdpartyId"
                 # A resumed file may end with part of a page the checkpoint does not count yet.

@@ -319,3 +319,27 @@ def test_the_id_set_is_compact_for_dense_ids_and_exact_for_any() -> None:
     other.discard(-3)
     assert -3 not in other
     assert len(other) == len(sparse) - 1
+
+
+def test_filters_are_declared_once_for_list_scan_the_cli_and_the_simulator() -> None:
+    from click.testing import CliRunner
+
+    from eattest_async import cli
+    from eattest_async.resources._filters import (
+        DOSSIER_FILTERS,
+        THIRDPARTY_FILTERS,
+        DossierFilters,
+        ThirdpartyFilters,
+    )
+    from eattest_async.simulator import _app
+
+    assert set(DossierFilters.__annotations__) == set(DOSSIER_FILTERS)
+    assert set(ThirdpartyFilters.__annotations__) == set(THIRDPARTY_FILTERS)
+    assert {f.param for f in DOSSIER_FILTERS.values()} == _app._DOSSIER_FILTERS
+    assert {f.param for f in THIRDPARTY_FILTERS.values()} == _app._THIRDPARTY_FILTERS
+    options = {p.name for p in cli.scan.params}
+    declared = {**DOSSIER_FILTERS, **THIRDPARTY_FILTERS}
+    assert {name for name, f in declared.items() if f.option} <= options
+    result = CliRunner().invoke(cli.cli, ["scan", "thirdparties", "--reference", "X"])
+    assert result.exit_code == 2
+    assert "--reference does not filter thirdparties" in result.output

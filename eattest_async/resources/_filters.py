@@ -98,6 +98,8 @@ class Filter:
     help: str
     option: str | None = None  # the CLI's flag ("--siren", "--monitored/--all")
     needs: tuple[str, ...] = ()  # it only works beside one of these parameters
+    cli_type: type | None = None  # what the CLI converts the option's text to
+    choices: tuple[str, ...] | None = None
 
 
 def _table(*filters: Filter) -> Mapping[str, Filter]:
@@ -149,6 +151,7 @@ _ID_TYPE = Filter(
     check=_id_type,
     help="CIT001 (SIRET), CIT002 (VAT) or CIT003 (DUNS)",
     option="--company-id-type",
+    choices=COMPANY_ID_TYPES,
 )
 _ID_VALUE = Filter(
     name="company_id_value",
@@ -175,6 +178,7 @@ DOSSIER_FILTERS = _table(
         check=identifier,
         help="the third party's id",
         option="--thirdparty-id",
+        cli_type=int,
     ),
     _ID_TYPE,
     _ID_VALUE,

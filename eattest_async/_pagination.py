@@ -202,6 +202,7 @@ class Scan(Generic[T], AsyncIterator[T]):
         self._managed = False
         self._iterated = False
         self._warned_drift = False
+        self._by_anext = False
 
     def __repr__(self) -> str:
         return f"<Scan {self._operation} page_size={self.page_size} concurrency={self.concurrency}>"
@@ -209,11 +210,16 @@ class Scan(Generic[T], AsyncIterator[T]):
     # -- the iterator protocol ------------------------------------------------------------
 
     def __aiter__(self) -> AsyncIterator[T]:
+        started = self._strong
+        if self._by_anext and started is not None and getattr(started, "ag_frame", None):
+            return started  # started with anext(scan): the loop goes on from there
         generator: AsyncIterator[T] = self._hold(self._items)
         return generator
 
     async def __anext__(self) -> T:
         # ``await anext(scan)`` without ``async for``: the scan holds its generator itself.
+        if self._strong is None:
+            self._by_anext = True
         generator = self._strong if self._strong is not None else self._hold(self._items, True)
         item: T = await generator.__anext__()
         return item
@@ -429,12 +435,14 @@ class Scan(Generic[T], AsyncIterator[T]):
                 for seq in [s for s, t in tasks.items() if t.done()]:
                     if seq in tasks:  # not cancelled meanwhile as obsolete
                         ready_items += self._collect(seq, tasks, requests, ready, dying)
+                # Enough waits for the consumer: ask only for the first unread page (the one
+                # the consumer waits for in page order: a re-read, say), nothing beyond.
+                below = None if ready_items < self._ahead_items else plan.frontier() + 1
                 sent = 0
-                if ready_items < self._ahead_items:
-                    for request in plan.issue(self.concurrency - len(tasks)):
-                        tasks[request.seq] = asyncio.ensure_future(self._fetch_page(request))
-                        requests[request.seq] = request
-                        sent += 1
+                for request in plan.issue(self.concurrency - len(tasks), below=below):
+                    tasks[request.seq] = asyncio.ensure_future(self._fetch_page(request))
+                    requests[request.seq] = request
+                    sent += 1
                 head = self._deliverable(ready, tasks)
                 if head is not None:
                     arrived = ready.pop(head)
@@ -443,6 +451,11 @@ class Scan(Generic[T], AsyncIterator[T]):
                     continue
                 if not tasks:
                     if plan.done():
+                        if ready:  # what was read before the plan gave up: handed over
+                            arrived = ready.pop(min(ready))
+                            ready_items -= len(arrived.items)
+                            yield arrived
+                            continue
                         self._finished = True
                         return
                     idle = 0 if sent else idle + 1

@@ -324,8 +324,9 @@ class ScanPlan:
                 merged.append((a, b, None))
         return Spans(merged)
 
-    def issue(self, limit: int) -> list[PageRequest]:
-        """Up to ``limit`` new requests: the first pages of what is neither read nor asked."""
+    def issue(self, limit: int, *, below: int | None = None) -> list[PageRequest]:
+        """Up to ``limit`` new requests: the first pages of what is neither read nor asked
+        (only those starting before position ``below``, when given)."""
         if limit <= 0 or self.exhausted:
             return []
         if self.budget is not None and self.pages_fetched + len(self._in_flight) >= self.budget:
@@ -343,7 +344,9 @@ class ScanPlan:
             if requests and requests[-1].page >= page:
                 page = requests[-1].page + 1  # two gaps in one page: asked once
             while len(requests) < limit:
-                if b is not None and page * size >= b:
+                if (b is not None and page * size >= b) or (
+                    below is not None and max(a, page * size) >= below
+                ):
                     break
                 request = PageRequest(self._seq, page, size, self.rounds)
                 self._seq += 1

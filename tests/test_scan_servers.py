@@ -6,6 +6,7 @@ of dossiers; ``behave(page, size)`` says what each page answers.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -208,3 +209,21 @@ async def test_an_absurd_total_ends_at_the_first_empty_page() -> None:
     assert not report.complete
     assert any("empty page" in p for p in report.problems)
     assert len(server.asked) <= 10 + 2 * 8 + 2
+
+
+async def test_a_consumer_that_stops_reading_holds_back_the_requests() -> None:
+    async for server, client in serve(listing(100_000)):
+        # Held ahead of the consumer: max(3,000, concurrency x page size) = 4,000 items,
+        # plus what is in flight (4 pages of 1,000).
+        async with client.dossiers.scan(raw=True, page_size=1000, concurrency=4) as scan:
+            first = await anext(scan)
+            for _ in range(3000):  # the consumer does something else; the loop runs on
+                await asyncio.sleep(0)
+            assert first["dossierId"] == 0
+            assert len(server.asked) <= 1 + 4 + 4
+            count = 1
+            async for _ in scan:
+                count += 1
+                if count == 20_000:
+                    break
+        assert len(server.asked) <= 20 + 4 + 4

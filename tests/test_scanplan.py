@@ -343,3 +343,19 @@ def test_filters_are_declared_once_for_list_scan_the_cli_and_the_simulator() -> 
     result = CliRunner().invoke(cli.cli, ["scan", "thirdparties", "--reference", "X"])
     assert result.exit_code == 2
     assert "--reference does not filter thirdparties" in result.output
+
+
+def test_when_enough_waits_for_the_consumer_only_the_page_it_waits_for_is_asked() -> None:
+    server = Listing(2000)
+    plan = ScanPlan(operation="op", filters=(), page_size=100, lookahead=8)
+    first = plan.issue(8)
+    for request in first:  # page 3 comes back null: its positions stay unread
+        content, fields = server(request.page, request.size)
+        keys = [item["id"] for item in content]
+        kind = "null" if request.page == 3 else "list"
+        plan.receive(request, PageAnswer(content_type=kind, count=len(keys), **fields), keys)
+    assert plan.frontier() == 300
+    again = plan.issue(8, below=plan.frontier() + 1)
+    assert [r.page for r in again] == [3]
+    assert plan.issue(8, below=plan.frontier() + 1) == []  # it is in flight now
+    assert [r.page for r in plan.issue(2)] == [8, 9]

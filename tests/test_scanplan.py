@@ -359,3 +359,10 @@ def test_when_enough_waits_for_the_consumer_only_the_page_it_waits_for_is_asked(
     assert [r.page for r in again] == [3]
     assert plan.issue(8, below=plan.frontier() + 1) == []  # it is in flight now
     assert [r.page for r in plan.issue(2)] == [8, 9]
+
+
+def test_one_concurrency_check_for_limits_and_scans() -> None:
+    for bad in (0, 257, True, 2.0):
+        with pytest.raises(ea.InvalidInputError, match="from 1 to 256"):
+            ea.Limits(scan_concurrency=bad)  # type: ignore[arg-type]
+    assert ea.Limits(scan_concurrency=256).scan_concurrency == 256

@@ -435,15 +435,16 @@ class Scan(Generic[T], AsyncIterator[T]):
                 for seq in [s for s, t in tasks.items() if t.done()]:
                     if seq in tasks:  # not cancelled meanwhile as obsolete
                         ready_items += self._collect(seq, tasks, requests, ready, dying)
-                # Enough waits for the consumer: ask only for the first unread page (the one
-                # the consumer waits for in page order: a re-read, say), nothing beyond.
-                below = None if ready_items < self._ahead_items else plan.frontier() + 1
-                sent = 0
-                for request in plan.issue(self.concurrency - len(tasks), below=below):
-                    tasks[request.seq] = asyncio.ensure_future(self._fetch_page(request))
-                    requests[request.seq] = request
-                    sent += 1
                 head = self._deliverable(ready, tasks)
+                sent = 0
+                if ready_items < self._ahead_items or head is None:
+                    # Past the bound, only the page the consumer waits for (in page order,
+                    # a page to read again, say) may go: nothing beyond it.
+                    below = None if ready_items < self._ahead_items else plan.frontier() + 1
+                    for request in plan.issue(self.concurrency - len(tasks), below=below):
+                        tasks[request.seq] = asyncio.ensure_future(self._fetch_page(request))
+                        requests[request.seq] = request
+                        sent += 1
                 if head is not None:
                     arrived = ready.pop(head)
                     ready_items -= len(arrived.items)

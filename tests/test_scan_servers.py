@@ -179,7 +179,8 @@ async def test_a_total_that_keeps_growing_ends_the_scan() -> None:
     report = scan.report
     assert not report.complete
     assert any("bound" in p for p in report.problems)
-    assert len(server.asked) <= 4 * (11 + 2 * 4 + 8) + 1  # 4 x the plan (11 pages), + slack
+    # 4 x the plan (the first total read is 1,100 to 1,400: 11 to 14 pages), + slack.
+    assert len(server.asked) <= 4 * (14 + 2 * 4 + 8) + 1
 
 
 async def test_without_a_total_a_repeated_last_page_ends_the_scan() -> None:
@@ -193,7 +194,8 @@ async def test_without_a_total_a_repeated_last_page_ends_the_scan() -> None:
     assert ids == list(range(1000))
     assert not scan.report.complete
     assert any("repeated" in p for p in scan.report.problems)
-    assert len(server.asked) <= 14
+    # The repeat shows once both copies are in: up to 4 pages in flight on either side.
+    assert len(server.asked) <= 10 + 2 * 4
 
 
 async def test_an_absurd_total_ends_at_the_first_empty_page() -> None:
@@ -217,7 +219,7 @@ async def test_a_consumer_that_stops_reading_holds_back_the_requests() -> None:
         # plus what is in flight (4 pages of 1,000).
         async with client.dossiers.scan(raw=True, page_size=1000, concurrency=4) as scan:
             first = await anext(scan)
-            for _ in range(3000):  # the consumer does something else; the loop runs on
+            for _ in range(5000):  # the consumer does something else; the loop runs on
                 await asyncio.sleep(0)
             assert first["dossierId"] == 0
             assert len(server.asked) <= 1 + 4 + 4

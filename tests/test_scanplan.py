@@ -331,12 +331,15 @@ def test_filters_are_declared_once_for_list_scan_the_cli_and_the_simulator() -> 
         DossierFilters,
         ThirdpartyFilters,
     )
-    from eattest_async.simulator import _app
+    from eattest_async.simulator._api import dossiers as simulated_dossiers
+    from eattest_async.simulator._api import thirdparties as simulated_thirdparties
 
     assert set(DossierFilters.__annotations__) == set(DOSSIER_FILTERS)
     assert set(ThirdpartyFilters.__annotations__) == set(THIRDPARTY_FILTERS)
-    assert {f.param for f in DOSSIER_FILTERS.values()} == _app._DOSSIER_FILTERS
-    assert {f.param for f in THIRDPARTY_FILTERS.values()} == _app._THIRDPARTY_FILTERS
+    assert {f.param for f in DOSSIER_FILTERS.values()} == simulated_dossiers._DOSSIER_FILTERS
+    assert {f.param for f in THIRDPARTY_FILTERS.values()} == (
+        simulated_thirdparties._THIRDPARTY_FILTERS
+    )
     options = {p.name for p in cli.scan.params}
     declared = {**DOSSIER_FILTERS, **THIRDPARTY_FILTERS}
     assert {name for name, f in declared.items() if f.option} <= options

@@ -30,6 +30,7 @@ import attrs
 import orjson
 
 from ._exceptions import AuthenticationError, EattestError, UnexpectedResponseError
+from ._protocol import clip, loads, plain_number
 
 __all__ = [
     "AuthFlow",
@@ -172,10 +173,7 @@ def _lifetime(value: object, field: str, *, default: float | None) -> float | No
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         number = float(value)
     elif isinstance(value, str) and len(value) < 32:
-        try:
-            number = float(value.strip())
-        except ValueError:
-            number = None
+        number = plain_number(value)
     if number is None or math.isnan(number) or number < 0:
         raise AuthenticationError(
             f"the token endpoint answered an unusable {field}", error="invalid_token_response"
@@ -340,14 +338,14 @@ class TokenManager:
         )
         data: Any = None
         try:
-            data = orjson.loads(body) if body.strip() else None
+            data = loads(body) if body.strip() else None
         except orjson.JSONDecodeError:
             data = None
         if status != 200:
             error = data.get("error") if isinstance(data, dict) else None
-            error = error[:_MAX_TEXT] if isinstance(error, str) else ""
+            error = clip(error, _MAX_TEXT) if isinstance(error, str) else ""
             description = data.get("error_description") if isinstance(data, dict) else None
-            description = description[:_MAX_TEXT] if isinstance(description, str) else ""
+            description = clip(description, _MAX_TEXT) if isinstance(description, str) else ""
             raise AuthenticationError(
                 f"the token endpoint refused the {grant_type} grant: HTTP {status}"
                 + (f" {error}" if error else "")

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 import email.utils
-import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Literal
 from urllib.parse import quote
 
@@ -26,10 +25,12 @@ __all__ = [
     "decipher",
     "error_from_response",
     "format_query_value",
+    "header",
     "parse_date",
     "parse_datetime",
     "parse_ratelimit",
     "parse_retry_after",
+    "plain_number",
     "path",
     "query",
 ]
@@ -39,6 +40,12 @@ _ENVELOPE_KEYS = frozenset(("content", "messages", "page", "size", "pageSize", "
 # Retry-After and reset values beyond this are garbage or hostile; a day is plenty.
 MAX_WAIT = 86_400.0
 _EPOCH_THRESHOLD = 1_000_000_000  # RateLimit-Reset above this is an epoch, below a delay
+# What a server's text may put into one of our errors (and so into a log line): each
+# message, code or detail is cut, and only the first few items are kept.
+MAX_TEXT = 300
+MAX_CODE = 32
+MAX_ITEMS = 12
+_BOM = b"\xef\xbb\xbf"
 
 
 @attrs.frozen(kw_only=True)
@@ -152,42 +159,74 @@ def parse_date(value: str) -> dt.date:
 # -- rate limits ----------------------------------------------------------------------
 
 
+# A number as HTTP headers write it: ASCII digits, an optional sign and decimal part. Not
+# what Python's float() also takes: "1_0", "1e9", "inf", "nan", " ٣ " (Arabic digits).
+_NUMBER = re.compile(r"[+-]?[0-9]{1,18}(?:\.[0-9]{1,9})?")
+
+
+def plain_number(text: str) -> float | None:
+    """A number written plainly, else None."""
+    text = text.strip()
+    return float(text) if _NUMBER.fullmatch(text) else None
+
+
+def _http_date(text: str, now: float) -> float | None:
+    try:
+        when = email.utils.parsedate_to_datetime(text.strip())
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.timezone.utc)
+    return when.timestamp() - now
+
+
+def header(headers: Mapping[str, str], name: str) -> str | None:
+    """A header's value; a header sent several times gives its values joined by commas, as
+    a proxy would fold them (``parse_retry_after`` then keeps the most cautious)."""
+    getall = getattr(headers, "getall", None)
+    if getall is None:
+        return headers.get(name)
+    values = [str(value) for value in getall(name, ())]
+    return ", ".join(values) if values else None
+
+
 def parse_retry_after(value: str | None, now: float) -> float | None:
     """Seconds to wait from a ``Retry-After`` value (delta-seconds or HTTP-date).
 
     ``now`` is the wall-clock time (epoch seconds), needed for the date form. Garbage gives
-    None; past dates give 0; anything longer than a day is clamped to a day.
+    None; past dates give 0; anything longer than a day is clamped to a day. Several values
+    (repeated headers folded into "3, 4") give the most cautious one: the longest.
     """
     if value is None:
         return None
-    text = value.strip()
-    if not text:
+    parts = value.split(",")
+    waits: list[float] = []
+    index = 0
+    while index < len(parts):
+        part = parts[index]
+        seconds = plain_number(part)
+        if seconds is None:
+            seconds = _http_date(part, now)  # the asctime form has no comma
+        if seconds is None and index + 1 < len(parts):
+            # An IMF or RFC 850 date has one comma, after the weekday: "Sun, 06 Nov ...".
+            seconds = _http_date(part + "," + parts[index + 1], now)
+            if seconds is not None:
+                index += 1
+        if seconds is not None:
+            waits.append(seconds)
+        index += 1
+    if not waits:
         return None
-    try:
-        seconds = float(text)
-    except ValueError:
-        try:
-            when = email.utils.parsedate_to_datetime(text)
-        except (TypeError, ValueError, IndexError, OverflowError):
-            return None
-        if when.tzinfo is None:
-            when = when.replace(tzinfo=dt.timezone.utc)
-        seconds = when.timestamp() - now
-    if math.isnan(seconds):
-        return None
-    return min(max(seconds, 0.0), MAX_WAIT)
+    return min(max(max(waits), 0.0), MAX_WAIT)
 
 
-def _int(value: str | None) -> int | None:
+def _int(value: str | None, *, cautious: Callable[[list[int]], int] = min) -> int | None:
+    """An integer header field; of several folded ones ("10, 20"), the ``cautious`` one."""
     if value is None:
         return None
-    try:
-        number = float(value.strip())
-    except ValueError:
-        return None
-    if math.isnan(number) or math.isinf(number):
-        return None
-    return int(number)
+    numbers = [plain_number(part) for part in value.split(",")]
+    found = [int(number) for number in numbers if number is not None]
+    return cautious(found) if found else None
 
 
 def _structured_params(value: str) -> dict[str, str]:
@@ -206,7 +245,7 @@ def parse_ratelimit(headers: Mapping[str, str], now: float) -> RateLimitInfo | N
     ``RateLimit-Policy``/``RateLimit`` fields. None when absent or unreadable."""
     remaining = _int(headers.get("RateLimit-Remaining"))
     if remaining is not None:
-        reset = _int(headers.get("RateLimit-Reset"))
+        reset = _int(headers.get("RateLimit-Reset"), cautious=max)
         if reset is None:
             return None
         reset_after = reset - now if reset > _EPOCH_THRESHOLD else float(reset)
@@ -219,7 +258,7 @@ def parse_ratelimit(headers: Mapping[str, str], now: float) -> RateLimitInfo | N
     if combined is None:
         return None
     params = _structured_params(combined)
-    remaining, reset = _int(params.get("r")), _int(params.get("t"))
+    remaining, reset = _int(params.get("r")), _int(params.get("t"), cautious=max)
     if remaining is None or reset is None:
         return None
     policy = _structured_params(headers.get("RateLimit-Policy", ""))
@@ -235,22 +274,40 @@ def parse_ratelimit(headers: Mapping[str, str], now: float) -> RateLimitInfo | N
 # -- responses --------------------------------------------------------------------------
 
 
+def clip(text: str, limit: int = MAX_TEXT) -> str:
+    """At most ``limit`` characters of a server's text, an ellipsis marking the cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def without_bom(body: bytes) -> bytes:
+    """The body without a leading UTF-8 byte order mark (some gateways add one; JSON
+    parsers refuse it)."""
+    stripped = body.lstrip()
+    return stripped[len(_BOM) :] if stripped.startswith(_BOM) else body
+
+
+def loads(body: bytes) -> Any:
+    """A JSON body, a leading byte order mark accepted (``orjson.JSONDecodeError`` else)."""
+    return orjson.loads(without_bom(body))
+
+
 def _texts(items: object) -> tuple[list[str], list[str]]:
     """(codes, messages) of a list of message items, objects or plain strings."""
     codes: list[str] = []
     texts: list[str] = []
     if not isinstance(items, list):
         return codes, texts
-    for item in items:
+    for item in items[:MAX_ITEMS]:
         if isinstance(item, Mapping):
             code, text = item.get("code"), item.get("message")
             if isinstance(code, str) and code:
-                codes.append(code)
+                codes.append(clip(code, MAX_CODE))
             if text is not None:
-                texts.append(str(text))
+                texts.append(clip(str(text)))
         elif item is not None:
-            texts.append(str(item))
-            found = re.match(r"\s*(E\d{3})\b", str(item))
+            line = str(item)
+            texts.append(clip(line))
+            found = re.match(r"\s*(E\d{3})\b", line[:MAX_TEXT])
             if found:
                 codes.append(found.group(1))
     return codes, texts
@@ -270,6 +327,7 @@ def error_from_response(
     texts: list[str] = []
     details: dict[str, str] = {}
     data: Any = None
+    body = without_bom(body)
     if body.strip():
         try:
             data = orjson.loads(body)
@@ -282,14 +340,14 @@ def error_from_response(
         for key in ("error", "message", "error_description", "path", "timestamp"):
             value = data.get(key)
             if isinstance(value, (str, int)) and value != "":
-                details[key] = str(value)
+                details[key] = clip(str(value))
         if not texts:
             texts = [details[k] for k in ("message", "error_description", "error") if k in details][
                 :1
             ]
     if not texts:
         texts = ["HTML page from an intermediary" if body.lstrip()[:1] == b"<" else "no details"]
-    retry_after = parse_retry_after(headers.get("Retry-After"), now)
+    retry_after = parse_retry_after(header(headers, "Retry-After"), now)
     cls = error_class_for(status, codes)
     summary = f"HTTP {status}: {texts[0]}" if texts else f"HTTP {status}"
     return cls(
@@ -325,6 +383,7 @@ def decipher(
             f"unexpected response: {reason}", status=status, method=method, path=request_path
         )
 
+    body = without_bom(body)
     if not body.strip():
         if expect_content:
             raise unexpected("empty body")

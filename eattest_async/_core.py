@@ -18,18 +18,19 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import functools
 import logging
 import math
 import random
+import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Protocol, TypeVar
-from urllib.parse import quote, quote_plus
 
 import anyio
 import attrs
-import orjson
 
 from . import _protocol
 from ._auth import AuthFlow, Token, TokenManager
@@ -59,7 +60,7 @@ logger = logging.getLogger("eattest_async")
 T = TypeVar("T")
 
 _MIN_SECRET = 3  # shorter "secrets" would garble every message they are redacted from
-_REDACTED = b"[redacted]"
+_REDACTED = "[redacted]"
 
 
 @attrs.define
@@ -73,33 +74,84 @@ class ClientStats:
     waited_for_rate_limit: float = 0.0
 
 
+def _spellings(char: str) -> str:
+    """A pattern for one character of a secret as a server may write it back: itself, a
+    JSON escape (``\\u00e9`` in any case, ``\\/``, even escaped twice), percent-encoded
+    (any case, ``+`` for a space, even encoded twice) or an HTML character reference."""
+    point = ord(char)
+    if point > 0xFFFF:  # JSON writes it as a UTF-16 surrogate pair
+        high, low = divmod(point - 0x10000, 0x400)
+        escape = rf"\\+u{0xD800 + high:04x}\\+u{0xDC00 + low:04x}"
+    else:
+        escape = rf"\\+u{point:04x}"
+    percent = "".join(f"%(?:25)*{byte:02x}" for byte in char.encode("utf-8", "surrogatepass"))
+    options = [re.escape(char), escape, percent, f"&#0*{point};?", f"&#x0*{point:x};?"]
+    if char in '"\\/':
+        options.append(r"\\+" + re.escape(char))
+    if char == " ":
+        options.append(r"\+")
+    return "(?:" + "|".join(options) + ")"
+
+
+@functools.lru_cache(maxsize=8)
+def _matcher(secrets: tuple[str, ...]) -> re.Pattern[str] | None:
+    if not secrets:
+        return None
+    longest_first = sorted(secrets, key=len, reverse=True)
+    return re.compile(
+        "|".join("".join(map(_spellings, secret)) for secret in longest_first), re.IGNORECASE
+    )
+
+
 class Redactor:
     """Removes every secret the client knows from a server's text (bodies quoted into
     errors, ``error_description``, ``Location`` headers): an IdP or a gateway that echoes
-    the password or a token back must not get it into our errors or logs."""
+    the password or a token back must not get it into our errors or logs.
+
+    A secret is found however it was written back: as it is, in another case, JSON- or
+    percent-encoded (see :func:`_spellings`). :meth:`scrub` is the safety net applied to
+    every error leaving the core: whatever text it carries, redacted.
+    """
 
     def __init__(self, secrets: Callable[[], Iterable[str]]) -> None:
         self._secrets = secrets
 
-    def _needles(self) -> list[bytes]:
-        needles: set[bytes] = set()
-        for secret in self._secrets():
-            if len(secret) < _MIN_SECRET:
-                continue
-            raw = secret.encode("utf-8", "surrogatepass")
-            needles.add(raw)
-            needles.add(orjson.dumps(secret)[1:-1])  # as quoted in JSON
-            needles.add(quote_plus(secret).encode())  # as in a form or a query
-            needles.add(quote(secret, safe="").encode())
-        return sorted(needles, key=len, reverse=True)
-
-    def bytes(self, data: bytes) -> bytes:
-        for needle in self._needles():
-            data = data.replace(needle, _REDACTED)
-        return data
+    def _pattern(self) -> re.Pattern[str] | None:
+        known = {secret for secret in self._secrets() if len(secret) >= _MIN_SECRET}
+        return _matcher(tuple(sorted(known)))
 
     def text(self, text: str) -> str:
-        return self.bytes(text.encode("utf-8", "surrogatepass")).decode("utf-8", "replace")
+        pattern = self._pattern()
+        return text if pattern is None else pattern.sub(_REDACTED, text)
+
+    def bytes(self, data: bytes) -> bytes:
+        redacted = self.text(data.decode("utf-8", "surrogateescape"))
+        return redacted.encode("utf-8", "surrogateescape")
+
+    def _value(self, value: object) -> object:
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, tuple):
+            return tuple(self._value(item) for item in value)
+        if isinstance(value, list):
+            return [self._value(item) for item in value]
+        if isinstance(value, dict):
+            return {key: self._value(item) for key, item in value.items()}
+        return value
+
+    def scrub(self, error: BaseException) -> None:
+        """Redact, in place, the message and every text attribute of ``error`` and of the
+        library's errors it was caused by."""
+        seen: set[int] = set()
+        current: BaseException | None = error
+        while current is not None and id(current) not in seen:
+            seen.add(id(current))
+            if isinstance(current, EattestError):
+                current.args = tuple(self._value(arg) for arg in current.args)
+                for name, value in list(vars(current).items()):
+                    if not name.startswith("__"):
+                        setattr(current, name, self._value(value))
+            current = current.__cause__ or current.__context__
 
 
 def _content_length(headers: Mapping[str, str]) -> int | None:
@@ -339,23 +391,35 @@ class Core:
         async def attempt(deadline: float) -> Token:
             return await tokens.get(deadline=deadline)
 
-        return await retrying(
-            attempt,
-            policy=self.retry_policy,
-            may_repeat=True,
-            on_retry=self._on_retry,
-            clock=self._clock,
-            rng=self._rng,
-            sleep=self._sleep,
-            method="POST",
-            path="token",
-        )
+        with self._scrubbing():
+            return await retrying(
+                attempt,
+                policy=self.retry_policy,
+                may_repeat=True,
+                on_retry=self._on_retry,
+                clock=self._clock,
+                rng=self._rng,
+                sleep=self._sleep,
+                method="POST",
+                path="token",
+            )
 
     # -- the pipeline --------------------------------------------------------------------
 
     def _on_retry(self, cause: str, error: EattestError) -> None:
         self.stats.retries[cause] += 1
+        self.redactor.scrub(error)
         logger.info("retrying after %s: %s", cause, error)
+
+    @contextlib.contextmanager
+    def _scrubbing(self) -> Iterator[None]:
+        """The safety net where errors leave the core: no secret in any of their texts,
+        however a server wrote it back, and wherever it was copied from."""
+        try:
+            yield
+        except EattestError as error:
+            self.redactor.scrub(error)
+            raise
 
     async def _exchange(
         self,
@@ -405,7 +469,7 @@ class Core:
     async def _note_answer(self, gate: Gate, status: int, headers: Mapping[str, str]) -> None:
         now = time.time()
         retry_after = (
-            _protocol.parse_retry_after(headers.get("Retry-After"), now)
+            _protocol.parse_retry_after(_protocol.header(headers, "Retry-After"), now)
             if status in (429, 503)
             else None
         )
@@ -478,18 +542,19 @@ class Core:
                     continue
                 return outcome
 
-        return await retrying(
-            attempt,
-            policy=self.retry_policy,
-            may_repeat=may_repeat,
-            on_retry=self._on_retry,
-            clock=self._clock,
-            rng=self._rng,
-            sleep=self._sleep,
-            method=request.method,
-            path=request.path,
-            started=request.started,
-        )
+        with self._scrubbing():
+            return await retrying(
+                attempt,
+                policy=self.retry_policy,
+                may_repeat=may_repeat,
+                on_retry=self._on_retry,
+                clock=self._clock,
+                rng=self._rng,
+                sleep=self._sleep,
+                method=request.method,
+                path=request.path,
+                started=request.started,
+            )
 
     async def call(self, request: ApiRequest) -> Envelope:
         """Send one API request through the pipeline and decipher its answer."""

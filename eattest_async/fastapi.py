@@ -38,6 +38,7 @@ from ._config import Environment
 from ._coordination import coordinator_from_env
 from ._exceptions import (
     ApiError,
+    AuthenticationError,
     EattestError,
     InvalidInputError,
     NotFoundError,
@@ -92,10 +93,28 @@ def get_client(request: Request) -> Client:
 EattestClient = Annotated[Client, Depends(get_client)]
 
 
+def _public_message(error: EattestError) -> str:
+    """What the app's own callers (anonymous, perhaps) may read of an error: our words only.
+    Upstream text (an IdP's error_description, an API's message, a URL) stays in the logs."""
+    if isinstance(error, InvalidInputError):
+        return str(error)  # the caller's own input, checked locally: no upstream text
+    if isinstance(error, RateLimitError):
+        return "the e-Attestations API asks to slow down"
+    if isinstance(error, ApiError):
+        if error.status is None:
+            return "the e-Attestations API refused the request"
+        return f"the e-Attestations API answered HTTP {error.status}"
+    if isinstance(error, AuthenticationError):
+        return "the e-Attestations identity provider refused this service's credentials"
+    if isinstance(error, TransportError):
+        return "the e-Attestations API could not be reached"
+    return "the e-Attestations API call failed"
+
+
 def _problem(
     status: int, error: EattestError, headers: dict[str, str] | None = None
 ) -> JSONResponse:
-    body: dict[str, Any] = {"error": type(error).__name__, "message": str(error)}
+    body: dict[str, Any] = {"error": type(error).__name__, "message": _public_message(error)}
     if isinstance(error, ApiError) and error.codes:
         body["codes"] = list(error.codes)
     return JSONResponse(body, status_code=status, headers=headers)

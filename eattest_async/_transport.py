@@ -28,6 +28,7 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 import anyio
+from yarl import URL
 
 from ._config import is_loopback_host
 from ._exceptions import (
@@ -131,6 +132,20 @@ def _origin(url: str) -> tuple[str, str, int | None]:
     return parts.scheme, (parts.hostname or "").lower(), parts.port
 
 
+def _session_credentials(session: aiohttp.ClientSession, target: str) -> bool:
+    """Whether ``session`` adds credentials of its own to a request for ``target``.
+
+    aiohttp merges a session's default headers and ``auth`` into every request, so that
+    removing Authorization from ours does not keep them from another origin.
+    """
+    if any(name in session.headers for name in ("Authorization", "Proxy-Authorization", "Cookie")):
+        return True
+    if session.auth is not None:
+        return True
+    jar = session.cookie_jar
+    return not isinstance(jar, aiohttp.DummyCookieJar) and bool(jar.filter_cookies(URL(target)))
+
+
 class _AiohttpResponse:
     __slots__ = ("_method", "_path", "_response", "headers", "status")
 
@@ -192,8 +207,16 @@ class AiohttpTransport:
                 # would grow with every Set-Cookie a hostile server invents).
                 cookie_jar=aiohttp.DummyCookieJar(),
             )
-        elif getattr(self._session, "closed", False):
-            raise ClientClosedError("the injected aiohttp session is closed")
+        else:
+            if getattr(self._session, "closed", False):
+                raise ClientClosedError("the injected aiohttp session is closed")
+            # The injected session's pool may be smaller than ours: waiting for one of its
+            # connections must happen here too, before the timeout starts, not inside it.
+            pool = self._session.connector
+            sizes = [self._max_connections]
+            if pool is not None:
+                sizes += [n for n in (pool.limit, pool.limit_per_host) if n > 0]
+            self._slots = anyio.Semaphore(min(sizes))
         # Our retry loop owns every re-send (injected sessions included: see the module doc).
         self._session._retry_connection = False
 
@@ -312,6 +335,14 @@ class AiohttpTransport:
                 # Nothing secret follows a redirect to another origin: not the token, and
                 # not a body (the password form of a token request, a dossier).
                 current_headers.pop("Authorization", None)
+                if _session_credentials(session, target):
+                    raise RedirectError(
+                        "redirect not followed: the injected session would send its own "
+                        "credentials (Authorization, auth or cookies) to another origin",
+                        status=status,
+                        method=method,
+                        path=path,
+                    )
                 if keeps_body and data is not None:
                     raise RedirectError(
                         "redirect not followed: it would re-send the request body to "

@@ -15,6 +15,9 @@ A session injected by the caller is used as it is, but every request sets
 of idempotent requests on a dropped keep-alive connection is switched off on it too.
 Such a session must not retry, redirect, or raise on statuses by other means (a subclass
 overriding ``_request``, a custom connector): our single retry loop would be bypassed.
+Its own credentials (default Authorization, Proxy-Authorization or Cookie headers,
+``auth``, cookies for the target) would go with every request: a redirect to another
+origin is then refused. Its connector's ``limit``/``limit_per_host`` bound our slots.
 """
 
 from __future__ import annotations

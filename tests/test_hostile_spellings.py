@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -40,7 +41,7 @@ def client(server: Server, **options: Any) -> ea.Client:
 
 # -- 1. secrets written back in another spelling --------------------------------------------
 
-SPELLINGS = {
+SPELLINGS: dict[str, Callable[[str], str]] = {
     "as it is": lambda s: s,
     "upper case": str.upper,
     "JSON ensure_ascii": lambda s: json.dumps(s)[1:-1],
@@ -156,9 +157,9 @@ async def test_a_fastapi_app_never_forwards_upstream_text_to_its_callers() -> No
 # -- 2. an injected session's own credentials on a cross-origin redirect ---------------------
 
 CREDENTIALS = {
-    "Authorization header": {"headers": {"Authorization": "Bearer SESSION-SECRET-123"}},
-    "Proxy-Authorization header": {"headers": {"Proxy-Authorization": "Basic SESSION-SECRET"}},
-    "Cookie header": {"headers": {"Cookie": "sid=SESSION-SECRET"}},
+    "Authorization header": {"Authorization": "Bearer SESSION-SECRET-123"},
+    "Proxy-Authorization header": {"Proxy-Authorization": "Basic SESSION-SECRET"},
+    "Cookie header": {"Cookie": "sid=SESSION-SECRET"},
 }
 
 
@@ -174,7 +175,7 @@ async def test_an_injected_session_s_credentials_never_reach_another_origin(
 
         async with (
             serving(handler) as server,
-            aiohttp.ClientSession(**CREDENTIALS[credentials]) as session,
+            aiohttp.ClientSession(headers=CREDENTIALS[credentials]) as session,
             ea.Client(server.environment(), session=session, account_id=ACCOUNT_ID) as opened,
         ):
             with pytest.raises(ea.RedirectError, match="another origin"):

@@ -110,6 +110,7 @@ class ScanReport:
     rate_limit: float | None = None
     rate_limit_source: str | None = None
     responses_429: int = 0
+    warnings: tuple[str, ...] = ()  # what is doubtful without making the scan incomplete
 
 
 @attrs.define

@@ -5,14 +5,20 @@ change's datetime (naive, on the service's clock). A run asks from ``margin`` be
 watermark (nodes' clocks differ, several changes share a second), keeps what changed at
 or after ``watermark - margin``, and skips what the last run delivered with the same
 stamp (the watermark's ``edge``). The next watermark is the latest stamp seen, on the
-service's clock: the client's clock is never compared with the server's. It is given
-only when the scan was complete, so an interrupted or dubious run is simply run again.
+service's clock, but never later than the run's start plus ``margin`` on the client's
+clock (its local time, as the service's stamps are local): one stamp from a broken node
+(``9999-12-31``) would otherwise hide every later change for good. Such a stamp is
+delivered, said in ``report.warnings``, and not trusted; a saved watermark beyond that
+bound is not trusted either (the run reads everything). A client whose local time is
+behind the service's should give a ``margin`` that covers the difference. The watermark
+is given only when the scan was complete, so an interrupted or dubious run is run again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
 from types import TracebackType
 from typing import Any, Generic, TypeVar
@@ -28,6 +34,8 @@ from .models.scans import Watermark
 __all__ = ["DEFAULT_MARGIN", "ChangeTracker", "ChangeWindow", "Changes"]
 
 T = TypeVar("T")
+
+_log = logging.getLogger("eattest_async")
 
 DEFAULT_MARGIN = dt.timedelta(minutes=10)
 _STAMP = "stateLastChangeDate"
@@ -52,6 +60,8 @@ class ChangeWindow:
     margin: dt.timedelta
     edge: frozenset[tuple[int, str]]
     filters: tuple[tuple[str, str], ...]
+    ceiling: dt.datetime  # the run's start plus margin: no stamp beyond it is trusted
+    warnings: tuple[str, ...] = ()
 
     @classmethod
     def of(
@@ -60,7 +70,9 @@ class ChangeWindow:
         *,
         margin: dt.timedelta,
         filters: tuple[tuple[str, str], ...],
+        now: dt.datetime | None = None,
     ) -> ChangeWindow:
+        """``now``: the run's start, naive local time (``datetime.now()`` by default)."""
         if not isinstance(margin, dt.timedelta) or margin < dt.timedelta(0):
             raise InvalidInputError("margin", "expected a non-negative timedelta")
         if isinstance(since, Mapping):
@@ -80,7 +92,22 @@ class ChangeWindow:
             since = dt.datetime.combine(since, dt.time())
         elif since is not None:
             raise InvalidInputError("since", "expected a Watermark, a datetime, a date or None")
-        return cls(since=since, margin=margin, edge=edge, filters=filters)
+        ceiling = (dt.datetime.now() if now is None else now) + margin
+        warnings: tuple[str, ...] = ()
+        if since is not None and since > ceiling:
+            warnings = (
+                f"the watermark {since.isoformat()} is in the future (after "
+                f"{ceiling.isoformat()}): not trusted, every dossier is read again",
+            )
+            since, edge = None, frozenset()
+        return cls(
+            since=since,
+            margin=margin,
+            edge=edge,
+            filters=filters,
+            ceiling=ceiling,
+            warnings=warnings,
+        )
 
     def query_filters(self) -> dict[str, Any]:
         """The ``stateLastChangeDate`` filter (a date: the API's precision)."""
@@ -99,6 +126,8 @@ class ChangeTracker:
         self._recent: dict[int, tuple[dt.datetime, str]] = {}  # within margin of latest
         self.skipped_older = 0
         self.skipped_seen = 0
+        self.future = 0  # items stamped after the window's ceiling: delivered, not trusted
+        self.latest_future: dt.datetime | None = None
 
     def admit(self, item: Mapping[str, Any]) -> bool:
         """Deliver ``item``? (changed within the window, not delivered last time)."""
@@ -110,6 +139,12 @@ class ChangeTracker:
         if self._from is not None and stamp < self._from:
             self.skipped_older += 1
             return False
+        if stamp > self.window.ceiling:
+            # A broken node's clock: if trusted, it would hide every later change.
+            self.future += 1
+            if self.latest_future is None or stamp > self.latest_future:
+                self.latest_future = stamp
+            return True
         if isinstance(item_id, int):
             self._remember(item_id, stamp, text)
             if (item_id, text) in self.window.edge:
@@ -135,6 +170,17 @@ class ChangeTracker:
             # Nothing newer than last time: what was at the edge then still is.
             edge = sorted(set(edge) | set(self.window.edge))
         return Watermark(changed_at=self.latest, edge=tuple(edge), filters=self.window.filters)
+
+    def warnings(self) -> tuple[str, ...]:
+        """What the run delivered but did not trust (the stamps in the future)."""
+        out = list(self.window.warnings)
+        if self.future and self.latest_future is not None:
+            out.append(
+                f"{self.future} dossiers stamped in the future (up to "
+                f"{self.latest_future.isoformat()}, after {self.window.ceiling.isoformat()}): "
+                "delivered, but the watermark does not follow them; they come again next run"
+            )
+        return tuple(out)
 
 
 class Changes(Generic[T], AsyncIterator[T]):
@@ -171,10 +217,16 @@ class Changes(Generic[T], AsyncIterator[T]):
                 for item in items:
                     self.delivered += 1
                     yield item
+        for warning in self._tracker.warnings():
+            _log.warning("sync: %s", warning)
 
     @property
     def report(self) -> ScanReport:
-        return self.scan.report
+        report = self.scan.report
+        warnings = self._tracker.warnings()
+        if not warnings:
+            return report
+        return attrs.evolve(report, warnings=report.warnings + warnings)
 
     @property
     def next_watermark(self) -> Watermark | None:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 
 import orjson
 import pytest
 
 import eattest_async as ea
+from eattest_async._sync import DEFAULT_MARGIN, ChangeTracker, ChangeWindow
 from eattest_async.simulator import Simulator
 
 from .conftest import client_for
+from .test_scan_servers import Answer, serve
 
 pytestmark = pytest.mark.anyio
 
@@ -99,3 +102,52 @@ async def test_sync_arguments_are_checked_before_anything_is_sent(
         with pytest.raises(ea.InvalidInputError):
             client.dossiers.changes(**kwargs)
     assert sim.stats.total_requests == before
+
+
+# -- a stamp from a broken node's clock -----------------------------------------------------
+
+FAR = "9999-12-31T23:59:59"
+
+
+def stamped(stamps: dict[int, str]) -> Callable[[int, int], Answer]:
+    """A listing of the dossiers in ``stamps`` (read at each request: it may change)."""
+
+    def behave(page: int, size: int) -> Answer:
+        items = [{"dossierId": k, "stateLastChangeDate": v} for k, v in sorted(stamps.items())]
+        content = items[page * size : (page + 1) * size]
+        return content, {"page": page, "size": size, "totalElements": len(items)}
+
+    return behave
+
+
+async def test_a_stamp_in_the_future_loses_no_later_change() -> None:
+    stamps = {1: "2026-01-20T10:00:00", 2: "2026-01-21T10:00:00", 3: FAR}
+    async for _server, client in serve(stamped(stamps)):
+        changes = client.dossiers.changes(raw=True)
+        assert sorted([d["dossierId"] async for d in changes]) == [1, 2, 3]
+        assert changes.report.complete
+        watermark = saved(changes.next_watermark)
+        assert watermark.changed_at == dt.datetime(2026, 1, 21, 10)  # not 9999
+        assert any(FAR in w for w in changes.report.warnings)  # delivered, said, not trusted
+
+        stamps[4] = dt.datetime.now().replace(microsecond=0).isoformat()  # a real change
+        changes = client.dossiers.changes(since=watermark, raw=True)
+        assert sorted([d["dossierId"] async for d in changes]) == [3, 4]
+        assert saved(changes.next_watermark).changed_at.isoformat() == stamps[4]
+
+
+def test_a_saved_watermark_in_the_future_is_not_trusted() -> None:
+    now = dt.datetime(2026, 11, 29, 18, 0)
+    poisoned = ea.Watermark(changed_at=dt.datetime(9999, 12, 31, 23, 59, 59), edge=((3, FAR),))
+    window = ChangeWindow.of(poisoned, margin=DEFAULT_MARGIN, filters=(), now=now)
+    assert window.since is None  # everything is read again
+    assert window.query_filters() == {}
+    assert window.warnings
+    # Within the margin of the run's start (clocks differ), a stamp is trusted.
+    tracker = ChangeTracker(ChangeWindow.of(None, margin=DEFAULT_MARGIN, filters=(), now=now))
+    for item_id, stamp in ((1, now + DEFAULT_MARGIN), (2, now + DEFAULT_MARGIN * 2)):
+        assert tracker.admit({"dossierId": item_id, "stateLastChangeDate": stamp.isoformat()})
+    watermark = tracker.watermark()
+    assert watermark is not None
+    assert watermark.changed_at == now + DEFAULT_MARGIN
+    assert tracker.future == 1

@@ -33,7 +33,7 @@ import anyio
 import attrs
 
 from ._exceptions import RateLimitError
-from ._protocol import RateLimitInfo
+from ._protocol import MAX_WAIT, RateLimitInfo
 
 __all__ = ["GateStore", "LocalGateStore", "RateGate", "RateSnapshot", "SharedLimit"]
 
@@ -104,7 +104,8 @@ class GateStore(Protocol):
 
 class LocalGateStore:
     """:class:`GateStore` in this process (the default): plain attributes, no awaiting
-    inside a call, so every call is atomic on the event loop."""
+    inside a call, so every call is atomic on the event loop. Its times are the gate's own
+    clock (monotonic), not wall-clock seconds: nothing is shared, so nothing steps."""
 
     def __init__(self) -> None:
         self._tat = 0.0
@@ -185,6 +186,9 @@ class RateGate:
         self._rng = rng or random.Random()
         self._max_rate = max_rate
         self._store: GateStore = store or LocalGateStore()
+        # An in-process store keeps the gate's own clock: a step of the wall clock (NTP)
+        # cannot move its deadlines. Only a shared store needs wall-clock times.
+        self._local = isinstance(self._store, LocalGateStore)
         self._deadline = 0.0  # gate clock; mirror of the store's, for the sync properties
         self._deadline_to_share = 0.0  # set by the sync cool_down, shared at the next await
         self._seq = 0  # requests released so far (their sequence numbers)
@@ -294,7 +298,7 @@ class RateGate:
         try:
             while True:
                 now = self._clock()
-                offset = self._wall() - now  # wall = gate clock + offset
+                offset = self._offset(now)  # store time = gate clock + offset
                 slot = (
                     await self._store.reserve(
                         now=now + offset,
@@ -304,13 +308,16 @@ class RateGate:
                     )
                     - offset
                 )
+                # A shared deadline or slot from a wall clock that stepped (here or in
+                # another process) waits no longer than the longest wait we ever accept.
+                slot = min(slot, now + MAX_WAIT)
                 if deadline is not None and slot > deadline:
                     raise self._too_late(slot - now)
                 if slot > now:
                     await self._sleep(slot - now)
                 # While it slept, a 429 may have set a deadline or an answer emptied the budget.
                 now = self._clock()
-                shared = await self._store.deadline() - (self._wall() - now)
+                shared = min(await self._store.deadline() - self._offset(now), now + MAX_WAIT)
                 if shared > self._deadline:
                     self._deadline = shared
                 if now >= self._deadline and now >= self._hold(now):
@@ -520,7 +527,11 @@ class RateGate:
             if self._deadline <= now:
                 self.cooldowns += 1
             self._deadline = deadline
-            self._deadline_to_share = deadline + (self._wall() - now)
+            self._deadline_to_share = deadline + self._offset(now)
+
+    def _offset(self, now: float) -> float:
+        """Store time minus gate time at gate time ``now`` (0 for the in-process store)."""
+        return 0.0 if self._local else self._wall() - now
 
     async def _share_deadline(self) -> None:
         until, self._deadline_to_share = self._deadline_to_share, 0.0

@@ -347,6 +347,7 @@ class Scan(Generic[T], AsyncIterator[T]):
         keys: list[Hashable | None] = []
         if isinstance(content, list):
             keys = [self._key(item) for item in content]
+            self._plan.not_objects += sum(1 for item in content if not isinstance(item, dict))
         answer = PageAnswer(
             content_type="list" if isinstance(content, list) else _json_type(content),
             count=len(keys),

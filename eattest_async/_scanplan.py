@@ -276,7 +276,9 @@ class ScanPlan:
         self.pages_delivered = 0
         self.items = 0
         self.duplicates = 0
-        self.unkeyed = 0
+        self.unkeyed = 0  # items read without an id: exactly-once cannot be checked
+        self.not_objects = 0  # of those, items that are not even JSON objects
+        self.shrunk: tuple[int, int, int] | None = None  # (total, new total, ids read)
         self.bad_pages = 0
         self.drift_events = 0
         self.repaired_pages = 0
@@ -528,6 +530,11 @@ class ScanPlan:
         if self.total is not None and total != self.total:
             self.drift_events += 1
             self.view = IdSet()
+            read = len(self.seen) + self.unkeyed
+            if total < read and self.shrunk is None:
+                # Fewer than were already read: deletions, or a server that contradicts
+                # itself; the scan cannot tell which, so it claims nothing.
+                self.shrunk = (self.total, total, read)
         first = self.total is None
         self.total = total
         self.end = total if self.hard_end is None else min(total, self.hard_end)
@@ -624,4 +631,15 @@ class ScanPlan:
                 )
         if finished and self.total is None and self.end is None:
             out.append("the end of the listing was never seen")
+        if self.shrunk is not None:
+            before, after, read = self.shrunk
+            out.append(
+                f"the total fell from {before} to {after}, below the {read} items already "
+                "read: deleted meanwhile, or the server contradicted itself"
+            )
+        if self.unkeyed:
+            odd = f" ({self.not_objects} not even objects)" if self.not_objects else ""
+            out.append(
+                f"{self.unkeyed} items read without an id{odd}: exactly-once could not be checked"
+            )
         return tuple(out)

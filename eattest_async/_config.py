@@ -135,10 +135,20 @@ class RetryPolicy:
 
     Retries transport errors and the ``statuses`` with exponential backoff and full jitter
     (``random() * min(max_backoff, initial_backoff * 2**n)``), never beyond ``attempts`` tries
-    nor past ``deadline`` seconds in all. A ``Retry-After`` is always honoured (capped at
-    ``max_retry_after``) and, when it is longer than the remaining deadline, the error is
-    raised at once rather than waiting in vain. POSTs that may have reached the server are
+    nor past ``deadline`` seconds in all. POSTs that may have reached the server are
     retried only with ``retry_non_idempotent=True``.
+
+    A ``Retry-After`` is always honoured, up to a day (a longer or absurd value counts as a
+    day): the client's rate gate lets no request leave before it, from any task (going on
+    would earn the 12-hour ban). ``max_retry_after`` does not shorten it: it is the longest
+    wait a call makes for it before retrying. A longer one, or one past the call's
+    ``deadline``, ends the call at once with ``RateLimitError(retry_after=...)``, and every
+    later call of the client fails fast the same way until the instant has passed. An answer
+    with ``RateLimit-Remaining: 0`` holds the gate until its ``RateLimit-Reset`` the same
+    way. There is no call to lift it: after a bogus header, close the client and open a new
+    one; with a shared store (``EATTEST_REDIS_URL``) the deadline is kept in Redis under
+    ``eattest:{...}:gate`` for the account (expiring a day after its last use): delete
+    that key.
     """
 
     attempts: int = 6

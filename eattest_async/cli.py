@@ -525,8 +525,8 @@ def whoami(
 
 
 def _filter_options(func: Callable[..., Any]) -> Callable[..., Any]:
-    """The filters of both listings as options, from their one table (resources/_filters)."""
-    from .resources._filters import DOSSIER_FILTERS, THIRDPARTY_FILTERS
+    """The filters of both listings as options, from their one table (_filters.py)."""
+    from ._filters import DOSSIER_FILTERS, THIRDPARTY_FILTERS
 
     for name, spec in reversed({**DOSSIER_FILTERS, **THIRDPARTY_FILTERS}.items()):
         if spec.option is None:
@@ -545,7 +545,7 @@ def _filter_options(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def _filters_for(kind: str, values: dict[str, Any]) -> dict[str, Any]:
     """The filters given, each one of this kind's (a usage error otherwise)."""
-    from .resources._filters import DOSSIER_FILTERS, THIRDPARTY_FILTERS
+    from ._filters import DOSSIER_FILTERS, THIRDPARTY_FILTERS
 
     table = DOSSIER_FILTERS if kind == "dossiers" else THIRDPARTY_FILTERS
     given = {name: value for name, value in values.items() if value is not None}

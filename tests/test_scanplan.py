@@ -325,7 +325,7 @@ def test_filters_are_declared_once_for_list_scan_the_cli_and_the_simulator() -> 
     from click.testing import CliRunner
 
     from eattest_async import cli
-    from eattest_async.resources._filters import (
+    from eattest_async._filters import (
         DOSSIER_FILTERS,
         THIRDPARTY_FILTERS,
         DossierFilters,

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from .._filters import identifier
 from ..models import Document, Items
 from ._base import Resource, get
-from ._filters import identifier
 
 
 class DocumentsResource(Resource):

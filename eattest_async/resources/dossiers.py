@@ -10,6 +10,13 @@ import attrs
 
 from .._converter import structure
 from .._exceptions import InvalidInputError, UnexpectedResponseError
+from .._filters import (
+    DOSSIER_FILTERS,
+    DossierFilters,
+    company_id_type_or_none,
+    identifier,
+    query_of,
+)
 from .._pagination import Scan, ScanProgress
 from .._protocol import compact
 from .._sync import DEFAULT_MARGIN, Changes, ChangeWindow
@@ -23,7 +30,6 @@ from .._validation import (
 from ..models import Dossier, DossierProcess, DossierUpdate, Messages, NewDossier, Page
 from ..models.scans import Checkpoint, Watermark
 from ._base import Resource, get, post, with_messages
-from ._filters import DOSSIER_FILTERS, DossierFilters, company_id_type_or_none, identifier, query_of
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

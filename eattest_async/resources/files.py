@@ -6,10 +6,10 @@ import os
 from pathlib import Path
 
 from .._downloads import check_folder
+from .._filters import identifier
 from .._protocol import ApiRequest
 from ..models import FileInfo, Items
 from ._base import Resource, get, started_for
-from ._filters import identifier
 
 
 class FilesResource(Resource):

@@ -7,10 +7,10 @@ import datetime as dt
 import anyio
 
 from .._exceptions import DossierCreationError, InvalidInputError, ProcessTimeoutError
+from .._filters import optional
 from .._validation import check_date
 from ..models import Items, ProcessStatus
 from ._base import Resource, get
-from ._filters import optional
 
 
 def _process_id(value: object) -> str:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from .._exceptions import InvalidInputError
+from .._filters import identifier
 from ..models import Items, Messages, Requirement
 from ._base import Resource, get, post
-from ._filters import identifier
 
 
 class RequirementsResource(Resource):

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, overload
 
 from .._exceptions import InvalidInputError
+from .._filters import THIRDPARTY_FILTERS, ThirdpartyFilters, identifier, optional, query_of
 from .._pagination import Scan, ScanProgress
 from .._validation import (
     check_page,
@@ -14,7 +15,6 @@ from .._validation import (
 from ..models import Page, Thirdparty, ThirdpartyDetails
 from ..models.scans import Checkpoint
 from ._base import Resource, get
-from ._filters import THIRDPARTY_FILTERS, ThirdpartyFilters, identifier, optional, query_of
 
 if TYPE_CHECKING:
     from typing_extensions import Unpack

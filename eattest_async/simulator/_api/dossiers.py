@@ -34,8 +34,8 @@ if TYPE_CHECKING:
     from .._service import SimulatorService
 
 from ..._exceptions import InvalidInputError
+from ..._filters import DOSSIER_FILTERS
 from ..._validation import check_duns, check_email, check_siret, check_vat
-from ...resources._filters import DOSSIER_FILTERS
 from .._data import REQUIREMENTS_BY_CODE, RESERVED_SIREN_PREFIXES, Process
 
 _BLOCKED_EMAIL_DOMAINS = ("invalid", "mailinator.com", "example.invalid")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ...resources._filters import THIRDPARTY_FILTERS
+from ..._filters import THIRDPARTY_FILTERS
 from .._http import (
     ACCOUNT,
     ROUTES,

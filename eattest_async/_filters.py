@@ -14,9 +14,9 @@ from typing import TypedDict, TypeVar
 
 import attrs
 
-from .._exceptions import InvalidInputError
-from .._protocol import format_query_value
-from .._validation import check_date, check_siren, check_siret, check_vat
+from ._exceptions import InvalidInputError
+from ._protocol import format_query_value
+from ._validation import check_date, check_siren, check_siret, check_vat
 
 __all__ = [
     "DOSSIER_FILTERS",

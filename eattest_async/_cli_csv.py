@@ -22,7 +22,15 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CsvError", "Journal", "JournalEntry", "Table", "decode", "read_table"]
+__all__ = [
+    "CsvError",
+    "Journal",
+    "JournalEntry",
+    "Table",
+    "decode",
+    "read_table",
+    "spreadsheet_safe",
+]
 
 # A header cell is matched to a field by its letters and digits only, case-insensitively:
 # "dossierReference", "Dossier reference" and "dossier_reference" are the same column.
@@ -32,6 +40,22 @@ _BINARY_PROBE = 8192
 
 class CsvError(ValueError):
     """The file cannot be used as it is; the message says why in one line."""
+
+
+# A cell that starts so is run as a formula by Excel, LibreOffice and Google Sheets (OWASP
+# "CSV injection": =HYPERLINK(...) leaking other cells, +cmd|'...'!A0 running a program).
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def spreadsheet_safe(value: Any) -> Any:
+    """``value`` as a CSV cell a spreadsheet shows as text and never runs: a text starting
+    with = + - @ tab or CR gets a leading ``'`` (the OWASP advice; a spreadsheet hides it).
+    Numbers stay numbers, a text that is just a number ("-12.5", "+33612345678") included.
+    """
+    if isinstance(value, str) and value.startswith(_FORMULA_START) and not _NUMBER.fullmatch(value):
+        return "'" + value
+    return value
 
 
 def _key(header: str) -> str:

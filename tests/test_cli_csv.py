@@ -141,3 +141,13 @@ def test_a_results_file_of_something_else_is_refused(tmp_path: Path) -> None:
     path.write_text("name,amount\nbob,3\n", encoding="utf-8")
     with pytest.raises(CsvError, match="not a results file"):
         Journal(path).load()
+
+
+def test_the_journal_never_writes_a_formula_the_service_sent(tmp_path: Path) -> None:
+    path = tmp_path / "in.results.csv"
+    journal = Journal(path)
+    journal.open()
+    journal.record(2, "REF-1", "50382936800045", "failed", codes="E1", error="=HYPERLINK(1)")
+    journal.compact()
+    assert Journal(path).load() == 1
+    assert "'=HYPERLINK(1)" in path.read_text(encoding="utf-8")

@@ -14,6 +14,7 @@ import csv
 import logging
 import os
 import re
+import stat
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -1090,6 +1091,12 @@ def _dossiers_from(path: str) -> int:
     skipped: list[int] = []
     skipped_count = 0
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            _fail(
+                f"{path} is not a regular file (a pipe or a device cannot be read twice, "
+                "and is read as the downloads go): save the scan to a file first",
+                EXIT_USAGE,
+            )
         for number, dossier in _dossier_lines(path):
             if dossier is not None:
                 count += 1

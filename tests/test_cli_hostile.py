@@ -230,9 +230,13 @@ async def test_download_takes_each_listed_file_once(tmp_path: Path) -> None:
 
 async def test_endless_or_huge_input_files_are_one_line_and_exit_2(tmp_path: Path) -> None:
     """/dev/zero (or a huge file) as any input: a bounded read, one line, exit 2."""
+    endless_line = tmp_path / "one-line.jsonl"
+    with endless_line.open("wb") as handle:
+        handle.truncate(40 << 20)  # 40 MiB of zeros, no newline (sparse: no disk used)
     async with Server() as server:  # never reached: each is refused before signing in
         runs = [
             await eattest(server, "create", "--csv", "/dev/zero", "--dry-run"),
+            await eattest(server, "download", "--from", str(endless_line), "--to", str(tmp_path)),
             await eattest(server, "download", "--from", "/dev/zero", "--to", str(tmp_path)),
             await eattest(server, "scan", "dossiers", "--resume", "/dev/zero", "--out", "-"),
             await eattest(server, "sync", "--state", "/dev/zero"),
@@ -240,7 +244,13 @@ async def test_endless_or_huge_input_files_are_one_line_and_exit_2(tmp_path: Pat
         assert server.requests == []
     for result, words in zip(
         runs,
-        ("larger than 64 MiB", "longer than 32 MiB", "larger than 16 MiB", "larger than 1 MiB"),
+        (
+            "larger than 64 MiB",
+            "longer than 32 MiB",
+            "is not a regular file",
+            "larger than 16 MiB",
+            "larger than 1 MiB",
+        ),
         strict=True,
     ):
         assert result.exit_code == 2, result.output

@@ -185,6 +185,10 @@ class Limits:
     No answer is read whole without a bound: a JSON answer beyond ``max_body_bytes``
     (counted after decompression) is a :class:`ResponseTooLargeError`, never retried;
     error answers and token answers are read up to their (smaller) limits only.
+
+    ``max_download_bytes`` bounds every downloaded file as written to disk (after any
+    decompression), whatever the server announces or does not: the write stops there, the
+    partial file is removed, and the error is a :class:`ResponseTooLargeError`.
     """
 
     max_connections: int = 64
@@ -193,6 +197,7 @@ class Limits:
     max_body_bytes: int = 32 * 1024 * 1024
     max_token_body_bytes: int = 1024 * 1024
     max_error_body_bytes: int = 64 * 1024
+    max_download_bytes: int = 2 * 1024**3
 
     def __attrs_post_init__(self) -> None:
         if self.max_connections < 1:
@@ -204,7 +209,12 @@ class Limits:
             or not 0 < self.max_rate < float("inf")
         ):
             raise InvalidInputError("max_rate", "must be a number of requests per second > 0")
-        for name in ("max_body_bytes", "max_token_body_bytes", "max_error_body_bytes"):
+        for name in (
+            "max_body_bytes",
+            "max_token_body_bytes",
+            "max_error_body_bytes",
+            "max_download_bytes",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1024:
                 raise InvalidInputError(name, "expected an integer >= 1024 (bytes)")

@@ -25,7 +25,7 @@ import math
 import random
 import re
 import time
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Protocol, TypeVar
 
@@ -42,10 +42,12 @@ from ._exceptions import (
     ClientClosedError,
     EattestError,
     EventLoopError,
+    IncompleteResponseError,
     InvalidInputError,
     RateLimitError,
     RequestTimeoutError,
     ResponseTooLargeError,
+    UnexpectedResponseError,
 )
 from ._protocol import ApiRequest, Envelope
 from ._ratelimit import RateGate
@@ -61,6 +63,11 @@ T = TypeVar("T")
 
 _MIN_SECRET = 3  # shorter "secrets" would garble every message they are redacted from
 _REDACTED = "[redacted]"
+# How much a compressed file may expand over its bytes on the wire: far above what documents
+# compress by (PDFs barely, text ~10 times), far below a gzip bomb (~1000 times). Judged
+# only past the floor, so that a small, very compressible file is never refused.
+_MAX_EXPANSION = 100
+_EXPANSION_FLOOR = 8 * 1024 * 1024
 
 
 @attrs.define
@@ -614,9 +621,9 @@ class Core:
     ) -> Path:
         """Stream a file into the folder ``dest`` atomically, with retries.
 
-        The write stops as soon as it passes the announced size: ``expected_size`` (the
-        file's size), else Content-Length when the body is not compressed (a compressed
-        body's Content-Length counts the bytes on the wire, not those written).
+        Only a 200 is a file: any other 2xx (206 part of one, 204 nothing, 202 not ready)
+        and an HTML page (a login or proxy page) are :class:`UnexpectedResponseError`, as
+        for JSON calls. The write stops as soon as it passes a bound (see ``_file_chunks``).
         """
         url = self.environment.base_url + request.path
         timeout = request.timeout if request.timeout is not None else self.timeouts.file
@@ -624,12 +631,26 @@ class Core:
         async def consume(response: Response) -> Path:
             if not 200 <= response.status < 300:
                 raise await self._error(response, method="GET", path=request.path)
+            if response.status != 200:
+                raise UnexpectedResponseError(
+                    f"unexpected response: HTTP {response.status} where a whole file was due",
+                    status=response.status,
+                    method="GET",
+                    path=request.path,
+                )
+            if "html" in response.headers.get("Content-Type", "").lower():
+                raise UnexpectedResponseError(
+                    "unexpected response: an HTML page instead of a file (a proxy or login page?)",
+                    status=response.status,
+                    method="GET",
+                    path=request.path,
+                )
             target = choose_target(dest, response.headers, fallback_name, filename=filename)
             size = expected_size
             if size is None and _identity(response.headers):
                 size = _content_length(response.headers)
             return await write_atomically(
-                response.chunks(),
+                self._file_chunks(response, path=request.path),
                 target,
                 expected_size=size,
                 method="GET",
@@ -643,6 +664,50 @@ class Core:
         return await self._authenticated(
             request, url, headers, timeout=timeout, consume=consume, may_repeat=True
         )
+
+    async def _file_chunks(self, response: Response, *, path: str) -> AsyncIterator[bytes]:
+        """A file body, bounded whatever the server announces (or does not).
+
+        Always ``Limits.max_download_bytes`` as written (decoded); an identity body's
+        Content-Length beyond it is refused unread. A compressed body may not expand more
+        than ``_MAX_EXPANSION`` times its bytes on the wire (a gzip bomb: ~1000 times), and
+        its wire bytes must be the Content-Length. A chunk past a bound is never yielded, so
+        never written.
+        """
+        cap = self.limits.max_download_bytes
+
+        def too_large(what: str) -> ResponseTooLargeError:
+            return ResponseTooLargeError(
+                f"the file {what}; stopped", status=response.status, method="GET", path=path
+            )
+
+        announced = _content_length(response.headers)
+        compressed = not _identity(response.headers)
+        if not compressed and announced is not None and announced > cap:
+            raise too_large(f"announces {announced} bytes, more than the limit of {cap} bytes")
+        decoded = 0
+        async for chunk in response.chunks():
+            decoded += len(chunk)
+            if decoded > cap:
+                raise too_large(
+                    f"is more than the limit of {cap} bytes (Limits.max_download_bytes)"
+                )
+            if (
+                compressed
+                and decoded > _EXPANSION_FLOOR
+                and decoded > _MAX_EXPANSION * response.raw_bytes
+            ):
+                raise too_large(
+                    f"expands more than {_MAX_EXPANSION} times its {response.raw_bytes} "
+                    "compressed bytes (a decompression bomb?)"
+                )
+            yield chunk
+        if compressed and announced is not None and response.raw_bytes != announced:
+            raise IncompleteResponseError(
+                f"{response.raw_bytes} compressed bytes received, {announced} were announced",
+                method="GET",
+                path=path,
+            )
 
     async def send_token_form(
         self, form: Mapping[str, str], *, deadline: float

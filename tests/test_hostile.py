@@ -33,6 +33,7 @@ from .hostile import (
     default_handler,
     endless,
     gzip_bomb,
+    gzip_bomb_blocks,
     jwt,
     serving,
     token_answer,
@@ -162,6 +163,80 @@ async def test_a_compressed_download_is_compared_on_the_decoded_size(tmp_path: P
             1, 2, 3, dest=tmp_path / "b.pdf", expected_size=len(FILE)
         )
         assert again.read_bytes() == FILE
+
+
+@pytest.mark.parametrize("mode", ["endless-chunked", "endless-close", "gzip-bomb", "huge-length"])
+async def test_a_download_without_an_announced_size_stops_at_the_cap(
+    mode: str, tmp_path: Path
+) -> None:
+    """No expected_size, no usable Content-Length: Limits.max_download_bytes still holds."""
+
+    async def handler(request: Request, out: Writer) -> None:
+        if mode == "huge-length" and not request.path.startswith(
+            "/token"
+        ):  # 10 GB announced: refused before anything is written
+            await out.head(200, {"Content-Type": "application/pdf", "Content-Length": str(10**10)})
+            await endless(out)
+        else:
+            await file_server(mode)(request, out)
+
+    limits = ea.Limits(max_download_bytes=1024 * 1024)
+    async with serving(handler) as server, server.client(limits=limits) as client:
+        with anyio.fail_after(30), pytest.raises(ea.ResponseTooLargeError, match="1048576 bytes"):
+            await client.files.download(1, 2, 3, dest=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    assert server.count("/api") == 1
+
+
+@pytest.mark.parametrize("length", [False, True])
+async def test_a_gzip_bomb_download_is_stopped_by_its_expansion(
+    length: bool, tmp_path: Path
+) -> None:
+    """Compressed although identity was asked, with or without the (wire) Content-Length:
+    the default cap is GiBs, but no file expands a hundredfold; a bomb does (~1000 times)."""
+    head, block = gzip_bomb_blocks()
+    body = head + block * 199  # 200 MiB of zeros in ~200 KiB
+
+    async def handler(request: Request, out: Writer) -> None:
+        if request.path.startswith("/token"):
+            await out.reply(200, token_answer())
+            return
+        fields = {"Content-Type": "application/pdf", "Content-Encoding": "gzip"}
+        if length:
+            fields["Content-Length"] = str(len(body))
+        await out.head(200, fields)
+        await out.raw(body)
+
+    async with serving(handler) as server, server.client() as client:
+        with anyio.fail_after(30), pytest.raises(ea.ResponseTooLargeError, match="expands"):
+            await client.files.download(1, 2, 3, dest=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("status", "fields", "body"),
+    [
+        (206, {"Content-Range": "bytes 0-4/1000", "Content-Type": "application/pdf"}, b"%PDF-"),
+        (204, {}, b""),
+        (202, {"Content-Type": "application/json"}, b'{"messages":{"info":["processing"]}}'),
+        (200, {"Content-Type": "text/html; charset=utf-8"}, b"<html>Please log in</html>"),
+    ],
+    ids=["206", "204", "202", "html"],
+)
+async def test_only_a_200_that_is_not_a_page_is_saved_as_a_file(
+    status: int, fields: dict[str, str], body: bytes, tmp_path: Path
+) -> None:
+    async def handler(request: Request, out: Writer) -> None:
+        if request.path.startswith("/token"):
+            await out.reply(200, token_answer())
+            return
+        await out.head(status, {**fields, "Content-Length": str(len(body))})
+        await out.raw(body)
+
+    async with serving(handler) as server, server.client(retry=ea.RetryPolicy.none()) as client:
+        with pytest.raises(ea.UnexpectedResponseError, match="unexpected response"):
+            await client.files.download(1, 2, 3, dest=tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- 3. bounded time -----------------------------------------------------------------------

@@ -356,8 +356,12 @@ class Core:
 
     # -- identity ------------------------------------------------------------------------
 
-    async def account_id(self) -> int:
+    async def account_id(self, *, started: float | None = None) -> int:
         """The account every call is made for: given, else from the token, else GET /account.
+
+        ``started``: when the user's call that needs it began (on :meth:`clock`). The whole
+        discovery (the token, waiting for another task's discovery, GET /account) then
+        counts in that call's deadline: one deadline per user call, never one per step.
 
         No lock is held while the token is fetched (its renewal is single-flight already
         and bounded by a deadline); only the GET /account fallback is made once for all.
@@ -366,19 +370,24 @@ class Core:
         known = self._account_id
         if known is not None:
             return known
+        if started is None:
+            started = self._clock()
         if self.tokens is not None:
-            token = await self._token_within_deadline()
+            token = await self._token_within_deadline(started)
             if token.account_ids:
                 self._account_id = token.account_ids[0]
                 return self._account_id
-        with anyio.move_on_after(self.retry_policy.deadline) as waiting:
+        remaining = started + self.retry_policy.deadline - self._clock()
+        with anyio.move_on_after(max(remaining, 0.0)) as waiting:
             await self._account_lock.acquire()
         if waiting.cancelled_caught:
             raise RequestTimeoutError("the account id could not be found within the deadline")
         try:
             if self._account_id is not None:  # another task resolved it meanwhile
                 return self._account_id
-            request = ApiRequest(method="GET", path="/account", operation="get_account")
+            request = ApiRequest(
+                method="GET", path="/account", operation="get_account", started=started
+            )
             envelope = await self.call(request)
             data = _protocol.single_content(envelope, method="GET", request_path="/account")
             found = structure(data, Account, method="GET", path="/account").id
@@ -391,7 +400,7 @@ class Core:
         finally:
             self._account_lock.release()
 
-    async def _token_within_deadline(self) -> Token:
+    async def _token_within_deadline(self, started: float) -> Token:
         assert self.tokens is not None
         tokens = self.tokens
 
@@ -409,6 +418,7 @@ class Core:
                 sleep=self._sleep,
                 method="POST",
                 path="token",
+                started=started,
             )
 
     # -- the pipeline --------------------------------------------------------------------

@@ -308,6 +308,27 @@ async def test_discovering_the_account_counts_in_the_first_call_s_deadline() -> 
     assert server.count("/token") == 1
 
 
+async def test_get_account_discovery_ends_at_the_first_call_s_deadline() -> None:
+    """No account in the token: the token (0.6 s) and GET /account (0.6 s) together pass
+    the 1 s deadline, so the call ends inside the discovery, at its deadline. (On 888cb4c,
+    GET /account had a deadline of its own: it completed after 1.2 s, and only then did the
+    call notice that its deadline had passed.)"""
+
+    async def handler(request: Request, out: Writer) -> None:
+        await asyncio.sleep(0.6)
+        if request.path.startswith("/token"):
+            await out.reply(200, token_answer(access_token=jwt({"sub": "x"})))
+        else:
+            await default_handler(request, out)
+
+    policy = ea.RetryPolicy(deadline=1.0, attempts=1)
+    async with serving(handler) as server, server.client(retry=policy) as client:
+        with pytest.raises(ea.RequestTimeoutError, match="deadline") as caught:
+            await client.dossiers.list()
+    assert "dossiers" not in str(caught.value)  # cut during the discovery, not after it
+    assert server.count("/api/v1/account/") == 0
+
+
 async def test_ten_calls_on_a_dead_token_endpoint_share_each_renewal() -> None:
     policy = ea.RetryPolicy(deadline=1.5, initial_backoff=0.01, max_backoff=0.05)
     outcomes: list[str] = []

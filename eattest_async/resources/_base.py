@@ -50,7 +50,7 @@ class Resource:
 
     async def _account_path(self, template: str, **params: object) -> str:
         started = None if self._core.knows_account_id else self._core.clock()
-        account_id = await self._core.account_id()
+        account_id = await self._core.account_id(started=started)
         built = _protocol.path("/account/{account_id}" + template, account_id=account_id, **params)
         if started is not None:
             _DISCOVERY.set((built, started))

@@ -8,6 +8,7 @@ round trip (nor counts against the server's rate limit).
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 
 from ._exceptions import InvalidInputError
@@ -21,6 +22,7 @@ __all__ = [
     "check_email",
     "check_page",
     "check_page_size",
+    "check_seconds",
     "check_siren",
     "check_siret",
     "check_vat",
@@ -29,6 +31,7 @@ __all__ = [
     "luhn_valid",
 ]
 
+_MIN_SECONDS = 0.001
 # No maximum is documented; the service answers E011 above this, and so does the simulator.
 MAX_PAGE_SIZE = 2000
 
@@ -182,3 +185,19 @@ def check_page_size(value: object, field: str = "page_size") -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_PAGE_SIZE:
         raise InvalidInputError(field, f"expected an integer from 1 to {MAX_PAGE_SIZE}")
     return value
+
+
+def check_seconds(value: object, field: str = "timeout") -> float:
+    """A duration in seconds: a finite number, at least a millisecond (below that no
+    request can complete: it would only be sent and retried in vain); not a bool nor a
+    string."""
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or not math.isfinite(value)
+        or value < _MIN_SECONDS
+    ):
+        raise InvalidInputError(
+            field, f"expected a finite number of seconds >= {_MIN_SECONDS:g}, got {value!r}"
+        )
+    return float(value)

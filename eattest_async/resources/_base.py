@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextvars
+import functools
+import inspect
 from collections.abc import Callable, Hashable
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
@@ -13,7 +15,7 @@ from .._converter import structure, structure_many
 from .._exceptions import InvalidInputError
 from .._pagination import Scan, ScanProgress
 from .._protocol import ApiRequest, Envelope
-from .._validation import check_page, check_page_size
+from .._validation import check_page, check_page_size, check_seconds
 from ..models.common import NO_MESSAGES, Items, Messages, Page
 from ..models.scans import Checkpoint
 
@@ -39,8 +41,56 @@ def started_for(path: str) -> float | None:
     return found[1]
 
 
+# Keyword arguments that are durations in seconds, wherever a public method takes them.
+_SECONDS = ("timeout", "interval")
+
+
+def _checking_seconds(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` with its duration arguments checked first (``check_seconds``): before the
+    account discovery or any request, whatever the method does next. None: the default."""
+    signature = inspect.signature(method)
+    names = [name for name in _SECONDS if name in signature.parameters]
+    if not names:
+        return method
+
+    def check(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        try:
+            bound = signature.bind(*args, **kwargs)
+        except TypeError:
+            return  # the call itself raises it, as without this check
+        for name in names:
+            if name in bound.arguments and bound.arguments[name] is not None:
+                check_seconds(bound.arguments[name], name)
+
+    if inspect.iscoroutinefunction(method):
+
+        @functools.wraps(method)
+        async def checked_async(*args: Any, **kwargs: Any) -> Any:
+            check(args, kwargs)
+            return await method(*args, **kwargs)
+
+        return checked_async
+
+    @functools.wraps(method)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        check(args, kwargs)
+        return method(*args, **kwargs)
+
+    return checked
+
+
 class Resource:
-    """Base of the resource namespaces (``client.dossiers`` ...): no state but the core."""
+    """Base of the resource namespaces (``client.dossiers`` ...): no state but the core.
+
+    Every public method of a subclass that takes ``timeout=`` (or ``interval=``) has it
+    checked before anything else (a finite number of seconds > 0): one rule for all.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name, member in list(vars(cls).items()):
+            if not name.startswith("_") and inspect.isfunction(member):
+                setattr(cls, name, _checking_seconds(member))
 
     def __init__(self, core: Core) -> None:
         self._core = core

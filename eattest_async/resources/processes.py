@@ -57,9 +57,7 @@ class ProcessesResource(Resource):
         A failed creation raises :class:`DossierCreationError` carrying its E-codes, unless
         ``raise_on_failure=False``. Polling backs off gently from ``interval`` to 10 s.
         """
-        process_id = _process_id(process_id)
-        if timeout <= 0 or interval <= 0:
-            raise InvalidInputError("timeout", "timeout and interval must be > 0")
+        process_id = _process_id(process_id)  # timeout and interval: see Resource
         delay = interval
         status: ProcessStatus | None = None
         with anyio.move_on_after(timeout):

@@ -48,6 +48,13 @@ _WINDOWS_DEVICES = {
 # Errors that say "this file system cannot make hard links", as opposed to "name taken".
 _NO_LINKS = {errno.EPERM, errno.EXDEV, errno.EMLINK, errno.ENOSYS, errno.EOPNOTSUPP, errno.EACCES}
 _MAX_NUMBER = 10_000
+_CHARSETS = {
+    "utf-8": "utf-8",
+    "utf8": "utf-8",
+    "iso-8859-1": "latin-1",
+    "latin1": "latin-1",
+    "latin-1": "latin-1",
+}
 
 
 def filename_from_disposition(header: str | None) -> str | None:
@@ -58,11 +65,11 @@ def filename_from_disposition(header: str | None) -> str | None:
     if extended:
         value = extended.group(1).strip().strip('"')
         charset, _, rest = value.partition("''")
-        if rest:
-            try:
-                return unquote(rest, encoding=charset or "utf-8", errors="replace")
-            except LookupError:
-                return unquote(rest)
+        # RFC 8187 names two charsets; any other (idna, punycode, utf-7...) is a codec a
+        # server should not get us to run on its bytes: the extended name is ignored.
+        encoding = _CHARSETS.get(charset.strip().lower() or "utf-8")
+        if rest and encoding is not None:
+            return unquote(rest, encoding=encoding, errors="replace")
     plain = re.search(r'filename\s*=\s*("((?:[^"\\]|\\.)*)"|[^;]+)', header, re.IGNORECASE)
     if plain:
         quoted = plain.group(2)
@@ -122,6 +129,17 @@ def check_folder(dest: str | os.PathLike[str]) -> Path:
     folder = Path(dest)
     if folder.exists() and not folder.is_dir():
         raise InvalidInputError("dest", f"{folder} is a file; dest is the folder to write into")
+    # Before any request: a folder we cannot create or write into ("/proc", read-only, no
+    # permission) is the caller's input, not something to find out after the download.
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        descriptor, name = tempfile.mkstemp(dir=folder, prefix=".eattest-", suffix=".check")
+        os.close(descriptor)
+        os.unlink(name)
+    except OSError as error:
+        raise InvalidInputError(
+            "dest", f"cannot write into {folder}: {error.strerror or error}"
+        ) from None
     return folder
 
 

@@ -240,6 +240,8 @@ class AiohttpTransport:
             raise ClientClosedError(
                 "the client is not open: use 'async with Client(...) as client'"
             )
+        if self._session.closed:  # an injected session, closed by its owner
+            raise ClientClosedError("the aiohttp session given to this client was closed")
         return self._session
 
     def _redirect_target(

@@ -19,11 +19,9 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import functools
 import logging
 import math
 import random
-import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
@@ -51,18 +49,17 @@ from ._exceptions import (
 )
 from ._protocol import ApiRequest, Envelope
 from ._ratelimit import RateGate
+from ._redact import Redactor
 from ._retry import retrying
 from ._transport import Response, Transport
 from .models import Account
 
-__all__ = ["ClientStats", "Core", "Redactor", "read_body"]
+__all__ = ["ClientStats", "Core", "read_body"]
 
 logger = logging.getLogger("eattest_async")
 
 T = TypeVar("T")
 
-_MIN_SECRET = 3  # shorter "secrets" would garble every message they are redacted from
-_REDACTED = "[redacted]"
 # How much a compressed file may expand over its bytes on the wire: far above what documents
 # compress by (PDFs barely, text ~10 times), far below a gzip bomb (~1000 times). Judged
 # only past the floor, so that a small, very compressible file is never refused.
@@ -79,86 +76,6 @@ class ClientStats:
     token_grants: collections.Counter[str] = attrs.field(factory=collections.Counter)
     cooldowns: int = 0
     waited_for_rate_limit: float = 0.0
-
-
-def _spellings(char: str) -> str:
-    """A pattern for one character of a secret as a server may write it back: itself, a
-    JSON escape (``\\u00e9`` in any case, ``\\/``, even escaped twice), percent-encoded
-    (any case, ``+`` for a space, even encoded twice) or an HTML character reference."""
-    point = ord(char)
-    if point > 0xFFFF:  # JSON writes it as a UTF-16 surrogate pair
-        high, low = divmod(point - 0x10000, 0x400)
-        escape = rf"\\+u{0xD800 + high:04x}\\+u{0xDC00 + low:04x}"
-    else:
-        escape = rf"\\+u{point:04x}"
-    percent = "".join(f"%(?:25)*{byte:02x}" for byte in char.encode("utf-8", "surrogatepass"))
-    options = [re.escape(char), escape, percent, f"&#0*{point};?", f"&#x0*{point:x};?"]
-    if char in '"\\/':
-        options.append(r"\\+" + re.escape(char))
-    if char == " ":
-        options.append(r"\+")
-    return "(?:" + "|".join(options) + ")"
-
-
-@functools.lru_cache(maxsize=8)
-def _matcher(secrets: tuple[str, ...]) -> re.Pattern[str] | None:
-    if not secrets:
-        return None
-    longest_first = sorted(secrets, key=len, reverse=True)
-    return re.compile(
-        "|".join("".join(map(_spellings, secret)) for secret in longest_first), re.IGNORECASE
-    )
-
-
-class Redactor:
-    """Removes every secret the client knows from a server's text (bodies quoted into
-    errors, ``error_description``, ``Location`` headers): an IdP or a gateway that echoes
-    the password or a token back must not get it into our errors or logs.
-
-    A secret is found however it was written back: as it is, in another case, JSON- or
-    percent-encoded (see :func:`_spellings`). :meth:`scrub` is the safety net applied to
-    every error leaving the core: whatever text it carries, redacted.
-    """
-
-    def __init__(self, secrets: Callable[[], Iterable[str]]) -> None:
-        self._secrets = secrets
-
-    def _pattern(self) -> re.Pattern[str] | None:
-        known = {secret for secret in self._secrets() if len(secret) >= _MIN_SECRET}
-        return _matcher(tuple(sorted(known)))
-
-    def text(self, text: str) -> str:
-        pattern = self._pattern()
-        return text if pattern is None else pattern.sub(_REDACTED, text)
-
-    def bytes(self, data: bytes) -> bytes:
-        redacted = self.text(data.decode("utf-8", "surrogateescape"))
-        return redacted.encode("utf-8", "surrogateescape")
-
-    def _value(self, value: object) -> object:
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, tuple):
-            return tuple(self._value(item) for item in value)
-        if isinstance(value, list):
-            return [self._value(item) for item in value]
-        if isinstance(value, dict):
-            return {key: self._value(item) for key, item in value.items()}
-        return value
-
-    def scrub(self, error: BaseException) -> None:
-        """Redact, in place, the message and every text attribute of ``error`` and of the
-        library's errors it was caused by."""
-        seen: set[int] = set()
-        current: BaseException | None = error
-        while current is not None and id(current) not in seen:
-            seen.add(id(current))
-            if isinstance(current, EattestError):
-                current.args = tuple(self._value(arg) for arg in current.args)
-                for name, value in list(vars(current).items()):
-                    if not name.startswith("__"):
-                        setattr(current, name, self._value(value))
-            current = current.__cause__ or current.__context__
 
 
 def _content_length(headers: Mapping[str, str]) -> int | None:

@@ -20,8 +20,8 @@ from fastapi import FastAPI
 
 import eattest_async as ea
 from eattest_async._auth import _lifetime
-from eattest_async._core import Redactor
 from eattest_async._protocol import parse_ratelimit, parse_retry_after
+from eattest_async._redact import Redactor
 from eattest_async.fastapi import EattestClient, install_error_handlers, lifespan
 from eattest_async.simulator import Simulator
 
@@ -63,6 +63,33 @@ def test_the_redactor_finds_a_secret_however_it_is_written(spelling: str) -> Non
     text = f"refused: {SPELLINGS[spelling](PASSWORD)}!"
     assert redactor.text(text) == "refused: [redacted]!"
     assert redactor.bytes(text.encode()) == b"refused: [redacted]!"
+
+
+ODD_SECRETS = [
+    "p+ss w%41rd&#9;\\x",  # characters that themselves look like encodings
+    "emoji \U0001f600 in it",  # astral: JSON writes a surrogate pair
+    "İstanbul ẞtraße",  # letters whose case changes their length
+    "x" * 2000,  # as long as a big token
+]
+
+
+@pytest.mark.parametrize("secret", ODD_SECRETS, ids=["encoded-looking", "astral", "case", "long"])
+@pytest.mark.parametrize("spelling", list(SPELLINGS))
+def test_odd_secrets_are_found_however_they_are_written(secret: str, spelling: str) -> None:
+    if spelling == "JSON every letter escaped" and any(ord(c) > 0xFFFF for c in secret):
+        written = json.dumps(secret)[1:-1]  # \\u escapes of a surrogate pair, as JSON has it
+    elif spelling == "upper case" and secret.upper().lower() != secret.lower():
+        written = secret.swapcase() if secret.isascii() else secret  # no case round-trip
+    else:
+        written = SPELLINGS[spelling](secret)
+    redactor = Redactor(lambda: [secret, "unrelated"])
+    assert redactor.text(f"<{written}>") == "<[redacted]>"
+
+
+def test_redaction_keeps_the_text_around_and_every_occurrence() -> None:
+    redactor = Redactor(lambda: [PASSWORD, "tok3n"])
+    text = f"a {PASSWORD} b {quote(PASSWORD)} c TOK3N d \\u0074ok3n e tok"
+    assert redactor.text(text) == "a [redacted] b [redacted] c [redacted] d [redacted] e tok"
 
 
 def _idp_quoting_password_escaped(request: Request) -> bytes:

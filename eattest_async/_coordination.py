@@ -97,6 +97,11 @@ local floor_deadline = tonumber(ARGV[6])
 local member = ARGV[7]
 local ttl = tonumber(ARGV[8])
 local tat = math.max(tonumber(redis.call('HGET', h, 'tat') or '0'), floor_tat)
+local given_slot = tonumber(ARGV[9])
+local given_tat = tonumber(ARGV[10])
+if given_slot ~= nil and given_tat ~= nil and math.abs(tat - given_tat) < 0.00001 then
+  tat = given_slot  -- the caller's unused reservation was the last one: take it back
+end
 local deadline = math.max(tonumber(redis.call('HGET', h, 'deadline') or '0'), floor_deadline)
 local slot = math.max(now, tat, deadline, not_before)
 if latest == nil or slot <= latest then
@@ -275,9 +280,17 @@ class RedisGateStore:
         self.peers = 1  # processes seen sharing this gate in the last minute
 
     async def reserve(
-        self, *, now: float, interval: float, not_before: float, latest: float | None = None
+        self,
+        *,
+        now: float,
+        interval: float,
+        not_before: float,
+        latest: float | None = None,
+        give_back: tuple[float, float] | None = None,
     ) -> float:
         spacing = max(0.0, interval)
+        if give_back is not None and abs(self._seen_tat - give_back[1]) < 1e-5:
+            self._seen_tat = give_back[0]  # what this process saw was its own reservation
         try:
             reply = await self._connection.script(
                 _RESERVE,
@@ -291,6 +304,8 @@ class RedisGateStore:
                     _num(self._seen_deadline),
                     self._member,
                     str(_STATE_TTL),
+                    "" if give_back is None else _num(give_back[0]),
+                    "" if give_back is None else _num(give_back[1]),
                 ),
             )
             slot, self.peers = float(reply[0]), max(1, int(reply[1]))

@@ -78,7 +78,13 @@ class GateStore(Protocol):
     """
 
     async def reserve(
-        self, *, now: float, interval: float, not_before: float, latest: float | None = None
+        self,
+        *,
+        now: float,
+        interval: float,
+        not_before: float,
+        latest: float | None = None,
+        give_back: tuple[float, float] | None = None,
     ) -> float:
         """One GCRA step: the time the caller's request may leave, reserved for it.
 
@@ -87,6 +93,12 @@ class GateStore(Protocol):
         ``tat = slot + interval`` is stored. When ``latest`` is given and ``slot > latest``,
         nothing is stored (the caller will not send) and the slot is returned all the same.
         ``interval`` is >= 0 (0: no pacing, only the deadline holds).
+
+        ``give_back=(slot, tat)``: an earlier reservation of this caller, which it did not
+        use (a hold came while it slept). When the stored ``tat`` is still the one that
+        reservation stored (nobody reserved after it), it is first rolled back to that
+        ``slot``; otherwise the step is as above. Without it every re-reservation would
+        waste one interval.
         """
         ...
 
@@ -112,8 +124,16 @@ class LocalGateStore:
         self._deadline = 0.0
 
     async def reserve(
-        self, *, now: float, interval: float, not_before: float, latest: float | None = None
+        self,
+        *,
+        now: float,
+        interval: float,
+        not_before: float,
+        latest: float | None = None,
+        give_back: tuple[float, float] | None = None,
     ) -> float:
+        if give_back is not None and self._tat == give_back[1]:
+            self._tat = give_back[0]
         slot = max(now, self._tat, self._deadline, not_before)
         if latest is None or slot <= latest:
             self._tat = slot + max(0.0, interval)
@@ -193,6 +213,7 @@ class RateGate:
         self._deadline_to_share = 0.0  # set by the sync cool_down, shared at the next await
         self._seq = 0  # requests released so far (their sequence numbers)
         self._in_flight = 0
+        self._waiting = 0  # acquires asleep until their reserved slot
         self._answered = False
         self._first_answer = anyio.Event()
         # A task is on its way to the first request: its reserve may await (a shared store).
@@ -268,10 +289,11 @@ class RateGate:
             return None
         return self._report_remaining - (self._seq - self._report_seq)
 
-    def _hold(self, now: float) -> float:
-        """Gate-clock time before which the window's exhausted budget holds every request."""
+    def _hold(self, now: float, ahead: int = 0) -> float:
+        """Gate-clock time before which the window's exhausted budget holds a request that
+        has ``ahead`` others reserved before it (and not sent yet)."""
         budget = self._budget()
-        if budget is not None and budget <= 0 and now < self._window_end:
+        if budget is not None and budget <= ahead and now < self._window_end:
             return self._window_end
         return 0.0
 
@@ -295,26 +317,35 @@ class RateGate:
             await self._first_answer_or(wait)
         probe = not self._answered and not self._probing
         self._probing = self._probing or probe
+        unused: tuple[float, float] | None = None  # (slot, tat) reserved, not used: store time
         try:
             while True:
                 now = self._clock()
                 offset = self._offset(now)  # store time = gate clock + offset
-                slot = (
-                    await self._store.reserve(
-                        now=now + offset,
-                        interval=self._interval(now),
-                        not_before=max(self._hold(now), self._deadline) + offset,
-                        latest=None if deadline is None else deadline + offset,
-                    )
-                    - offset
+                interval = self._interval(now)
+                reserved = await self._store.reserve(
+                    now=now + offset,
+                    interval=interval,
+                    # The budget left once those already waiting have left: when it is
+                    # spent, this one's slot is in the next window, known now rather than
+                    # found on waking (which would cost a re-reservation).
+                    not_before=max(self._hold(now, self._waiting), self._deadline) + offset,
+                    latest=None if deadline is None else deadline + offset,
+                    give_back=unused,
                 )
+                unused = (reserved, reserved + max(0.0, interval))
+                slot = reserved - offset
                 # A shared deadline or slot from a wall clock that stepped (here or in
                 # another process) waits no longer than the longest wait we ever accept.
                 slot = min(slot, now + MAX_WAIT)
                 if deadline is not None and slot > deadline:
                     raise self._too_late(slot - now)
                 if slot > now:
-                    await self._sleep(slot - now)
+                    self._waiting += 1
+                    try:
+                        await self._sleep(slot - now)
+                    finally:
+                        self._waiting -= 1
                 # While it slept, a 429 may have set a deadline or an answer emptied the budget.
                 now = self._clock()
                 shared = min(await self._store.deadline() - self._offset(now), now + MAX_WAIT)

@@ -31,10 +31,16 @@ class SharedStore:
         self.inner = LocalGateStore()
 
     async def reserve(
-        self, *, now: float, interval: float, not_before: float, latest: float | None = None
+        self,
+        *,
+        now: float,
+        interval: float,
+        not_before: float,
+        latest: float | None = None,
+        give_back: tuple[float, float] | None = None,
     ) -> float:
         return await self.inner.reserve(
-            now=now, interval=interval, not_before=not_before, latest=latest
+            now=now, interval=interval, not_before=not_before, latest=latest, give_back=give_back
         )
 
     async def extend_deadline(self, until: float) -> float:

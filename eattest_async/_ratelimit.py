@@ -22,6 +22,7 @@ Cross-process sharing goes through a :class:`GateStore` (state on wall-clock sec
 
 from __future__ import annotations
 
+import collections
 import contextvars
 import math
 import random
@@ -163,12 +164,22 @@ _TICKET: contextvars.ContextVar[_Ticket | None] = contextvars.ContextVar(
 )
 
 ANNOUNCED_FRACTION = 0.98  # of an announced limit: margin for arrival jitter only
-LEARNED_FRACTION = 0.95  # of a learned limit, right after learning it...
+LEARNED_FRACTION = 0.97  # of a learned limit, right after learning it...
 LEARNED_FRACTION_MAX = 0.98  # ...raised step by step, one step per window without a 429
 FRACTION_STEP = 0.01
 PROBE_EVERY = 10  # windows at the top fraction without a 429, then probe 1 % higher
 BACKOFF = 0.7  # a 429 that says nothing of when: multiply the pace (AWS adaptive's beta)
 FIRST_ANSWER_WAIT = 1.0  # seconds the others wait for the first answer, at most
+# While nothing is known of the limit (no RateLimit headers, no 429 yet, no max_rate), the
+# requests in flight start at RAMP_START and grow by RAMP_GROWTH every RAMP_STEP seconds:
+# when an unannounced limit is met, about as many requests as are in flight meet a 429 with
+# it (at 16 in flight: 16 429s, the pattern a ban is made of); a server without a limit
+# gets 16 in flight after 3 s, once per client.
+RAMP_START = 2
+SENT_LOG_MAX = 10_000  # sends remembered: a learned limit above it per window is paced only
+RAMP_STEP = 0.5
+RAMP_GROWTH = 1.5
+REPLAY_WINDOWS = (1, 2, 3, 4, 5, 6, 10, 15, 20, 30, 60)  # seconds: lengths a 429 is tried on
 MIN_WINDOW = 0.05  # seconds: bound of any window length inferred from timings
 
 
@@ -214,8 +225,13 @@ class RateGate:
         self._seq = 0  # requests released so far (their sequence numbers)
         self._in_flight = 0
         self._waiting = 0  # acquires asleep until their reserved slot
+        # Send times within the last window's length (gate clock), for a learned limit.
+        self._sent_log: collections.deque[tuple[int, float]] = collections.deque(
+            maxlen=SENT_LOG_MAX
+        )  # (seq, sent)
         self._answered = False
         self._first_answer = anyio.Event()
+        self._answer_event = anyio.Event()  # set (and replaced) at every answer or abandon
         # A task is on its way to the first request: its reserve may await (a shared store).
         self._probing = False
         # What the server announced or what was learned: ``requests`` per ``window``.
@@ -297,6 +313,17 @@ class RateGate:
             return self._window_end
         return 0.0
 
+    def _log_hold(self) -> float:
+        """Gate-clock time before which the learned count of requests in any window's length
+        is reached (0.0: not reached). Evenly spaced slots can still bunch on the way out
+        (late wake-ups after the event loop was busy); the log of actual sends bounds every
+        window, however the server aligns it."""
+        known = self._limit
+        if known is None or known.source != "learned":
+            return 0.0
+        cap = self._log_cap(known.requests)
+        return self._sent_log[-cap][1] + known.window if len(self._sent_log) >= cap else 0.0
+
     # -- acquire ------------------------------------------------------------------------------
 
     async def acquire(self, *, deadline: float | None = None) -> None:
@@ -315,6 +342,7 @@ class RateGate:
             if deadline is not None:
                 wait = min(wait, max(0.0, deadline - called))
             await self._first_answer_or(wait)
+        await self._ramp(deadline)
         probe = not self._answered and not self._probing
         self._probing = self._probing or probe
         unused: tuple[float, float] | None = None  # (slot, tat) reserved, not used: store time
@@ -352,12 +380,23 @@ class RateGate:
                 if shared > self._deadline:
                     self._deadline = shared
                 if now >= self._deadline and now >= self._hold(now):
-                    break
+                    # Its turn came: only the log of sends may still hold it, briefly, in
+                    # its place in the queue (re-reserving would cost the slot).
+                    hold = self._log_hold()
+                    if hold <= now:
+                        break
+                    if deadline is not None and hold > deadline:
+                        raise self._too_late(hold - now)
+                    await self._sleep(min(hold - now, MAX_WAIT))
+                    now = self._clock()
+                    if now >= self._deadline and self._log_hold() <= now:
+                        break
         finally:
             if probe:
                 self._probing = False  # answered, abandoned, or in flight (counted) by now
         self._seq += 1
         self._in_flight += 1
+        self._log_send(now)
         _TICKET.set(_Ticket(self, self._seq, now))
         if self._watch is None and now >= self._watch_from:
             self._watch, self._watch_ok = (self._seq, now, None), 0
@@ -366,7 +405,50 @@ class RateGate:
         self._last = now
         self.waited += now - called
 
+    def _ramp_cap(self, now: float) -> float:
+        """Requests allowed in flight while nothing is known of the limit (see RAMP_START)."""
+        if self._limit is not None or self._max_rate is not None or self._report_seq is not None:
+            return math.inf
+        if self._seq == 0:
+            return RAMP_START
+        steps = int((now - self._first) // RAMP_STEP)
+        return math.floor(RAMP_START * RAMP_GROWTH ** min(steps, 64))
+
+    async def _ramp(self, deadline: float | None) -> None:
+        """Wait while the ramp's requests in flight are all out: each answer (or abandon)
+        lets the next one check again; a deadline ends the wait, not the request."""
+        while True:
+            now = self._clock()
+            if self._in_flight < self._ramp_cap(now):
+                return
+            if deadline is None:
+                await self._answer_event.wait()
+            elif now >= deadline:
+                return
+            else:
+                await self._event_or(self._answer_event, deadline - now)
+
+    def _log_cap(self, requests: float) -> int:
+        """Sends allowed in any window's length for a learned count: one more than the pace
+        sends (it binds only when sends bunched), one less than the count (the server counts
+        arrivals, which can bunch a little more)."""
+        paced = math.floor(self._fraction * requests) + 1
+        return max(1, min(paced, math.floor(requests) - 1))
+
+    def _log_send(self, now: float) -> None:
+        log = self._sent_log
+        log.append((self._seq, now))
+        # While a watch is on, all its sends: a 429 is learned from them (_replay_windows).
+        horizon = self._limit.window if self._limit is not None else 0.0
+        if self._watch is not None:
+            horizon = max(horizon, now - self._watch[1])
+        while log and log[0][1] < now - horizon:
+            log.popleft()
+
     async def _first_answer_or(self, seconds: float) -> None:
+        await self._event_or(self._first_answer, seconds)
+
+    async def _event_or(self, event: anyio.Event, seconds: float) -> None:
         async with anyio.create_task_group() as tasks:
 
             async def timer() -> None:
@@ -374,7 +456,7 @@ class RateGate:
                 tasks.cancel_scope.cancel()
 
             tasks.start_soon(timer)
-            await self._first_answer.wait()
+            await event.wait()
             tasks.cancel_scope.cancel()
 
     def _too_late(self, retry_after: float) -> RateLimitError:
@@ -395,14 +477,21 @@ class RateGate:
 
     def _answer_came(self) -> None:
         self._in_flight = max(0, self._in_flight - 1)
+        self._out_of_flight()
         if not self._answered:
             self._answered = True
             self._first_answer.set()
+
+    def _out_of_flight(self) -> None:
+        """Wake the ramp's waiters: one more may go."""
+        self._answer_event.set()
+        self._answer_event = anyio.Event()
 
     def abandon(self) -> None:
         """An acquired request got no answer (transport error, cancellation)."""
         ticket = self._take_ticket()
         self._in_flight = max(0, self._in_flight - 1)
+        self._out_of_flight()
         if not self._answered and self._in_flight == 0:
             self._first_answer.set()  # let the next one try; the first answer is still awaited
             self._first_answer = anyio.Event()
@@ -501,6 +590,31 @@ class RateGate:
             return  # this window was learned from already, or began before what we watched
         self._watch = None
         first_seq, first_sent, first_answered = watch
+        known = self._limit
+        replayed = None
+        if retry_after is not None and retry_after > 0:
+            replayed = self._replay_windows(first_seq, seq, sent, now, retry_after)
+        if replayed is not None and not (
+            known is not None
+            and known.source == "learned"
+            and known.window == replayed[1]
+            and replayed[0] >= known.requests - 1
+        ):
+            self._set_limit(*replayed, "learned")
+            return
+        if (
+            known is not None
+            and known.source == "learned"
+            and sent - first_sent > 2 * known.window
+            and (retry_after or 0.0) <= known.window + 1.0
+        ):
+            # Windows of the learned length went by at this pace before this 429: the length
+            # stands (re-learning it from the watch would take many windows for one); the
+            # count was a little high, or arrivals bunched. One request less per window.
+            self._set_limit(
+                max(1.0, min(known.requests - 1, known.requests * 0.98)), known.window, "learned"
+            )
+            return
         # Requests arrive in the order they leave: those sent before this one in the window
         # were counted (some of their answers may still be on the way).
         answered = max(self._watch_ok, seq - first_seq)
@@ -526,6 +640,38 @@ class RateGate:
         whole = math.floor(high)
         window = float(whole) if whole > self._window_low and whole >= 1 else high
         self._set_limit(float(answered), window, "learned")
+
+    def _replay_windows(
+        self, first_seq: int, seq: int, sent: float, now: float, retry_after: float
+    ) -> tuple[float, float] | None:
+        """(requests, window) of the shortest whole-second window that explains this 429.
+
+        The watch began with a fresh server window, but windows may have rolled over unseen
+        since (a slow start meets the limit seconds later). For each candidate length, the
+        server's windows are replayed on our log of sends (each opened by the first request
+        after the previous one ended, as the service counts); the candidate holds when the
+        window of the refused request ends where ``Retry-After`` says (whole seconds, rounded
+        up, from some moment between the request's sending and its answer).
+        """
+        log = self._sent_log
+        if not log or log[0][0] > first_seq:
+            return None  # the log no longer holds the watch's beginning
+        sends = [at for number, at in log if first_seq <= number < seq]
+        first_sent = sends[0] if sends else sent
+        for window in REPLAY_WINDOWS:
+            if window > now + retry_after - first_sent + MIN_WINDOW:
+                break
+            start, count = first_sent, 0
+            for at in sends:
+                if at >= start + window:
+                    start, count = at, 0
+                count += 1
+            if sent >= start + window:
+                continue  # the refused request would have opened a window of its own
+            end = start + window
+            if sent + retry_after - 1.0 - MIN_WINDOW < end <= now + retry_after + MIN_WINDOW:
+                return (float(count), float(window)) if count >= 1 else None
+        return None
 
     def _slow_down(self) -> None:
         known = self._limit

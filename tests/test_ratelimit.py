@@ -7,10 +7,12 @@ rules: the first request after a window ended opens the next one; past ``limit``
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import math
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import anyio
 import anyio.lowlevel
@@ -24,6 +26,18 @@ from eattest_async.simulator import Simulator
 from .conftest import client_for
 
 pytestmark = pytest.mark.anyio
+
+
+async def _all_tasks_blocked() -> None:
+    """anyio.wait_all_tasks_blocked, without its real 0.1 s sleep whenever a task is ready
+    to run (a task woken by an Event, not yet resumed): here, pass the turn until none is."""
+    await anyio.lowlevel.checkpoint()
+    this = asyncio.current_task()
+    while any(
+        task is not this and (task._fut_waiter is None or task._fut_waiter.done())  # type: ignore[attr-defined]
+        for task in asyncio.all_tasks()
+    ):
+        await anyio.lowlevel.checkpoint()
 
 
 class VirtualTime:
@@ -53,7 +67,7 @@ class VirtualTime:
             tasks.start_soon(wrapped)
             idle = 0
             while not finished.is_set():
-                await anyio.wait_all_tasks_blocked()
+                await _all_tasks_blocked()
                 if not self._sleepers:  # tasks ending, or waiting for nothing that comes
                     idle += 1
                     assert idle < 100, "every task waits for something that never comes"
@@ -166,21 +180,33 @@ async def test_paces_evenly_under_announced_limit(limit: int) -> None:
 
 @pytest.mark.parametrize("limit", [20, 60, 200])
 async def test_learns_limit_from_429s_without_headers(limit: int) -> None:
+    """16 workers, nothing announced: a slow start meets the limit with a few requests in
+    flight (not 16), possibly windows after the first; the count is learned exactly all the
+    same (the windows are replayed on the sends), and no 429 follows."""
     vt = VirtualTime()
     gate = vt.gate()
     server = WindowServer(limit, headers=False)
     started = vt.now
+    refused: list[float] = []
+
+    async def release(**answer: Any) -> None:
+        if answer["status"] == 429:
+            refused.append(vt.now)
+        await RateGate.release(gate, **answer)
+
+    gate.release = release  # type: ignore[method-assign]
     _, finished = await drive(vt, gate, server, total=10 * limit)
     elapsed = finished - started
     assert server.early == 0
-    assert server.responses_429 <= 3 * 16  # the first window's burst (all in flight) only...
+    # The requests in flight when the limit was met: 20 ms each, at the limit's rate.
+    assert len(refused) <= 2 + math.ceil(limit * 0.02 * 1.5)
+    assert refused[-1] - refused[0] < 0.1  # all at one moment: learned from the first
     snapshot = gate.snapshot()
     assert snapshot.limit_source == "learned"
     assert snapshot.limit is not None
-    assert 0.9 * limit <= snapshot.limit <= limit
-    assert 10 * limit / elapsed >= 0.90 * limit
-    # ...after which the learned pace holds: no 429 in the last eight windows.
-    assert snapshot.responses_429 == server.responses_429
+    # (Ten calm windows at the top pace let it probe 1 % higher.)
+    assert 0.97 * limit <= snapshot.limit <= 1.02 * limit
+    assert 10 * limit / elapsed >= 0.85 * limit  # the slow start and one cooldown cost
 
 
 async def test_learned_pace_meets_no_further_429() -> None:

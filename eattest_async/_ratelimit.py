@@ -174,11 +174,11 @@ FIRST_ANSWER_WAIT = 1.0  # seconds the others wait for the first answer, at most
 # requests in flight start at RAMP_START and grow by RAMP_GROWTH every RAMP_STEP seconds:
 # when an unannounced limit is met, about as many requests as are in flight meet a 429 with
 # it (at 16 in flight: 16 429s, the pattern a ban is made of); a server without a limit
-# gets 16 in flight after 3 s, once per client.
+# gets 16 in flight after 1.2 s, once per client.
 RAMP_START = 2
 SENT_LOG_MAX = 10_000  # sends remembered: a learned limit above it per window is paced only
-RAMP_STEP = 0.5
-RAMP_GROWTH = 1.5
+RAMP_STEP = 0.3
+RAMP_GROWTH = 1.75
 REPLAY_WINDOWS = (1, 2, 3, 4, 5, 6, 10, 15, 20, 30, 60)  # seconds: lengths a 429 is tried on
 MIN_WINDOW = 0.05  # seconds: bound of any window length inferred from timings
 

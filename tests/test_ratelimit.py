@@ -198,8 +198,9 @@ async def test_learns_limit_from_429s_without_headers(limit: int) -> None:
     _, finished = await drive(vt, gate, server, total=10 * limit)
     elapsed = finished - started
     assert server.early == 0
-    # The requests in flight when the limit was met: 20 ms each, at the limit's rate.
-    assert len(refused) <= 2 + math.ceil(limit * 0.02 * 1.5)
+    # The requests in flight when the limit was met (20 ms each, at about the limit's
+    # rate): 3 at 20 and 60 per second, a dozen at 200 (16 workers: 16 and more before).
+    assert len(refused) <= max(3, limit * 0.02 * 3)
     assert refused[-1] - refused[0] < 0.1  # all at one moment: learned from the first
     snapshot = gate.snapshot()
     assert snapshot.limit_source == "learned"

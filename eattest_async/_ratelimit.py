@@ -530,12 +530,19 @@ class RateGate:
             self._report_seq is None
             or info.remaining > self._report_remaining
             or sent >= self._window_end
+            # The first request of a window, whatever we believed of the last one (after a
+            # pause, say: a stale end would spread this window's budget over too long).
+            or (info.limit is not None and info.remaining == info.limit - 1)
         )
         end = now + info.reset_after  # the server's clock <= ours at the answer: upper bound
         if new_window:
             if info.limit is not None and info.remaining == info.limit - 1:
                 if self._opener is not None:  # two openers: the window is no longer than this
-                    self._window_bound = min(self._window_bound, now - self._opener[0])
+                    # (Not below a second: windows announced in whole seconds are
+                    # whole seconds, and openers closer than that mean the server started
+                    # its count over, not a shorter window.)
+                    bound = max(now - self._opener[0], 1.0)
+                    self._window_bound = min(self._window_bound, bound)
                 self._opener = (sent, now)
             else:
                 self._opener = None

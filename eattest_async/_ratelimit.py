@@ -293,9 +293,11 @@ class RateGate:
         if self._limit is not None:
             rates.append(self._fraction * self._limit.rate)
         budget = self._budget()
-        if budget is not None and budget > 0 and now < self._window_end:
+        if self._local and budget is not None and budget > 0 and now < self._window_end:
             # The budget spread over the time left (one more: the last may leave at the end,
-            # and the end is an upper bound); the hold at 0 keeps it exact.
+            # and the end is an upper bound); the hold at 0 keeps it exact. (Not with a
+            # shared store: a process that saw less of the window over-estimates its end,
+            # and its long intervals would space every process's slots.)
             rates.append((budget + 1) / (self._window_end - now))
         return 1.0 / min(rates) if rates else 0.0
 

@@ -31,6 +31,7 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 import anyio
+import anyio.lowlevel
 import attrs
 
 from ._exceptions import RateLimitError
@@ -225,6 +226,7 @@ class RateGate:
         self._seq = 0  # requests released so far (their sequence numbers)
         self._in_flight = 0
         self._waiting = 0  # acquires asleep until their reserved slot
+        self._admitted = 0  # acquires past the slow start, not in flight yet
         # Send times within the last window's length (gate clock), for a learned limit.
         self._sent_log: collections.deque[tuple[int, float]] = collections.deque(
             maxlen=SENT_LOG_MAX
@@ -345,6 +347,7 @@ class RateGate:
                 wait = min(wait, max(0.0, deadline - called))
             await self._first_answer_or(wait)
         await self._ramp(deadline)
+        self._admitted += 1  # past the slow start, not yet in flight: counted against it
         probe = not self._answered and not self._probing
         self._probing = self._probing or probe
         unused: tuple[float, float] | None = None  # (slot, tat) reserved, not used: store time
@@ -377,6 +380,11 @@ class RateGate:
                     finally:
                         self._waiting -= 1
                 # While it slept, a 429 may have set a deadline or an answer emptied the budget.
+                # An answer can also be waiting, read but not yet processed, when the loop
+                # was busy (a big page structured, a consumer's own work): its task was
+                # woken in the same turn as this one. Two turns let it run first.
+                await anyio.lowlevel.checkpoint()
+                await anyio.lowlevel.checkpoint()
                 now = self._clock()
                 shared = min(await self._store.deadline() - self._offset(now), now + MAX_WAIT)
                 if shared > self._deadline:
@@ -394,6 +402,7 @@ class RateGate:
                     if now >= self._deadline and self._log_hold() <= now:
                         break
         finally:
+            self._admitted -= 1
             if probe:
                 self._probing = False  # answered, abandoned, or in flight (counted) by now
         self._seq += 1
@@ -421,7 +430,7 @@ class RateGate:
         lets the next one check again; a deadline ends the wait, not the request."""
         while True:
             now = self._clock()
-            if self._in_flight < self._ramp_cap(now):
+            if self._in_flight + self._admitted < self._ramp_cap(now):
                 return
             if deadline is None:
                 await self._answer_event.wait()

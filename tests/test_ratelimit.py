@@ -11,6 +11,7 @@ import asyncio
 import heapq
 import itertools
 import math
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -21,7 +22,7 @@ import pytest
 import eattest_async as ea
 from eattest_async._protocol import RateLimitInfo, parse_ratelimit
 from eattest_async._ratelimit import LocalGateStore, RateGate
-from eattest_async.simulator import Simulator
+from eattest_async.simulator import Simulator, SimulatorProcess
 
 from .conftest import client_for
 
@@ -397,3 +398,51 @@ async def test_scan_under_announced_limit_meets_no_429_and_no_early_request() ->
         snapshot = client._core.gate.snapshot()
         assert snapshot.limit_source == "announced"
         assert snapshot.limit == 100
+
+
+async def test_an_answer_read_while_the_loop_was_busy_holds_the_next_request() -> None:
+    """The loop is busy (a big page structured, a consumer's own work) while a 429 waits in
+    the socket and another request's slot comes: that request must not leave first.
+
+    The simulator runs in its own process (a busy loop here must not stop it) and counts
+    requests that arrive after a Retry-After it announced, before its deadline."""
+    async with SimulatorProcess(
+        "--dossiers",
+        "50",
+        "--latency",
+        "0.02",
+        "--rate-limit",
+        "1",
+        "--rate-window",
+        "30",
+        "--no-ratelimit-headers",
+    ) as sim:
+        client = client_for(
+            sim,
+            account_id=int(sim.values["EATTEST_ACCOUNT_ID"]),
+            limits=ea.Limits(max_rate=5.0),  # slots 200 ms apart
+            retry=ea.RetryPolicy(attempts=1, deadline=2.0),  # a 30 s cooldown: fail at once
+        )
+        async with client:
+            await client.dossiers.list(page=0, page_size=1)  # the window's one request
+            await anyio.sleep(0.25)  # the next slot is free at once
+            outcomes: list[BaseException | None] = []
+
+            async def call() -> None:
+                try:
+                    await client.dossiers.list(page=0, page_size=1)
+                    outcomes.append(None)
+                except ea.RateLimitError as exc:
+                    outcomes.append(exc)
+
+            async with anyio.create_task_group() as tasks:
+                tasks.start_soon(call)  # sent at once: 429, Retry-After 30, in 20 ms
+                await anyio.sleep(0.005)
+                tasks.start_soon(call)  # its slot 200 ms later
+                await anyio.sleep(0.002)
+                # Busy past both: the 429 waits in the socket, the slot's timer is due.
+                time.sleep(0.5)  # noqa: ASYNC251 - the busy loop under test
+            stats = await sim.stats()
+        assert [type(outcome) for outcome in outcomes] == [ea.RateLimitError] * 2
+        assert stats["rate_limited"] == 1  # the second call never left
+        assert stats["early_requests"] == 0

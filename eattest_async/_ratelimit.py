@@ -181,6 +181,7 @@ SENT_LOG_MAX = 10_000  # sends remembered: a learned limit above it per window i
 RAMP_STEP = 0.3
 RAMP_GROWTH = 1.75
 REPLAY_WINDOWS = (1, 2, 3, 4, 5, 6, 10, 15, 20, 30, 60)  # seconds: lengths a 429 is tried on
+LATE_WAKE = 0.005  # seconds past its slot: the loop was busy when this request woke
 MIN_WINDOW = 0.05  # seconds: bound of any window length inferred from timings
 
 
@@ -381,10 +382,12 @@ class RateGate:
                         self._waiting -= 1
                 # While it slept, a 429 may have set a deadline or an answer emptied the budget.
                 # An answer can also be waiting, read but not yet processed, when the loop
-                # was busy (a big page structured, a consumer's own work): its task was
-                # woken in the same turn as this one. Two turns let it run first.
-                await anyio.lowlevel.checkpoint()
-                await anyio.lowlevel.checkpoint()
+                # was busy (a big page structured, a consumer's own work: this wake-up came
+                # late): its task was woken in the same turn as this one. Two turns let it
+                # run first (only then: each turn costs every task a pass of the loop).
+                if slot > now and self._clock() - slot > LATE_WAKE:
+                    await anyio.lowlevel.checkpoint()
+                    await anyio.lowlevel.checkpoint()
                 now = self._clock()
                 shared = min(await self._store.deadline() - self._offset(now), now + MAX_WAIT)
                 if shared > self._deadline:

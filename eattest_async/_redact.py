@@ -40,6 +40,7 @@ _ESCAPE = re.compile(
     r"|(?P<plus>\+)",
     re.IGNORECASE,
 )
+_INTRODUCERS = frozenset("\\%&+")  # characters that can start an encoding (_ESCAPE)
 _PERCENT_BYTE = re.compile(r"%(?:25)*([0-9a-f]{2})", re.IGNORECASE)
 
 
@@ -198,8 +199,14 @@ def redact(text: str, secrets: tuple[str, ...]) -> str:
     """``text`` with every spelling of every secret replaced by ``[redacted]``."""
     patterns = _patterns(secrets)
     spans: list[tuple[int, int]] = []
+    folded = _fold(text)
+    # Nothing encoded in the text (the usual case): it is its own decoding.
+    plain = len(folded) == len(text) and _INTRODUCERS.isdisjoint(text)
     for pattern, plus_is_space in ((patterns.plain, False), (patterns.spaced, True)):
         if pattern is None:
+            continue
+        if plain:
+            spans.extend(match.span() for match in pattern.finditer(folded))
             continue
         decoded = _decode(text, plus_is_space=plus_is_space)
         for match in pattern.finditer(_fold("".join(decoded.chars))):

@@ -346,7 +346,7 @@ class RateGate:
             wait = FIRST_ANSWER_WAIT
             if deadline is not None:
                 wait = min(wait, max(0.0, deadline - called))
-            await self._first_answer_or(wait)
+            await self._event_or(self._first_answer, wait)
         await self._ramp(deadline)
         self._admitted += 1  # past the slow start, not yet in flight: counted against it
         probe = not self._answered and not self._probing
@@ -458,9 +458,6 @@ class RateGate:
             horizon = max(horizon, now - self._watch[1])
         while log and log[0][1] < now - horizon:
             log.popleft()
-
-    async def _first_answer_or(self, seconds: float) -> None:
-        await self._event_or(self._first_answer, seconds)
 
     async def _event_or(self, event: anyio.Event, seconds: float) -> None:
         async with anyio.create_task_group() as tasks:

@@ -98,13 +98,10 @@ class _Decoded:
             lead = found[index][2]
             size = 1 if lead < 0x80 else 2 if lead >> 5 == 6 else 3 if lead >> 4 == 14 else 4
             group = found[index : index + size]
-            try:
+            try:  # a whole sequence, its lead's length: exactly one character
                 char = bytes(b for _, _, b in group).decode("utf-8")
             except UnicodeDecodeError:
                 group, char = group[:1], chr(0xDC00 + lead)  # as surrogateescape would
-            else:
-                if len(char) != 1:
-                    group, char = group[:1], chr(0xDC00 + lead)
             self.one(char, group[0][0], group[-1][1])
             index += len(group)
 

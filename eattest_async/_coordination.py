@@ -43,7 +43,7 @@ import orjson
 from ._auth import TokenRecord, TokenStore
 from ._config import Environment
 from ._exceptions import EattestError, InvalidInputError
-from ._ratelimit import GateStore
+from ._ratelimit import BudgetReport, GateStore, Reservation, window_hold
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -99,22 +99,55 @@ local ttl = tonumber(ARGV[8])
 local tat = math.max(tonumber(redis.call('HGET', h, 'tat') or '0'), floor_tat)
 local given_slot = tonumber(ARGV[9])
 local given_tat = tonumber(ARGV[10])
+local count = tonumber(redis.call('HGET', h, 'count') or '0')
 if given_slot ~= nil and given_tat ~= nil and math.abs(tat - given_tat) < 0.00001 then
   tat = given_slot  -- the caller's unused reservation was the last one: take it back
+  count = count - 1
 end
 local deadline = math.max(tonumber(redis.call('HGET', h, 'deadline') or '0'), floor_deadline)
 local slot = math.max(now, tat, deadline, not_before)
+-- window_hold() of _ratelimit.py: beyond the reported budget, not before the window's end
+local r = redis.call('HMGET', h, 'report_number', 'report_remaining', 'report_end')
+local r_number, r_remaining, r_end = tonumber(r[1]), tonumber(r[2]), tonumber(r[3])
+if r_number ~= nil and slot < r_end and count + 1 - r_number > r_remaining then
+  slot = r_end
+end
+local number = count + 1
 if latest == nil or slot <= latest then
   tat = slot + interval
+  count = number
 end
 redis.call('HSET', h, 'tat', string.format('%.6f', tat),
-           'deadline', string.format('%.6f', deadline))
+           'deadline', string.format('%.6f', deadline), 'count', count)
 redis.call('EXPIRE', h, ttl)
 local m = h .. ':members'
 redis.call('ZADD', m, now, member)
 redis.call('ZREMRANGEBYSCORE', m, '-inf', now - 60)
 redis.call('EXPIRE', m, 120)
-return {string.format('%.6f', slot), redis.call('ZCARD', m)}
+return {string.format('%.6f', slot), redis.call('ZCARD', m), number}
+"""
+
+_REPORT = """
+local h = KEYS[1]
+local number = tonumber(ARGV[1])
+local remaining = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+local sent = tonumber(ARGV[4])
+local window_end = tonumber(ARGV[5])
+local r = redis.call('HMGET', h, 'report_number', 'report_remaining', 'report_end')
+local r_number, r_remaining, r_end = tonumber(r[1]), tonumber(r[2]), tonumber(r[3])
+if r_number ~= nil and number < r_number then
+  return 0  -- an earlier reservation's answer, come late: the stored report is newer
+end
+-- new_window() of _ratelimit.py
+if r_number ~= nil and not (remaining > r_remaining or sent >= r_end
+                            or (limit ~= nil and remaining == limit - 1)) then
+  window_end = math.min(window_end, r_end)
+end
+redis.call('HSET', h, 'report_number', number, 'report_remaining', remaining,
+           'report_end', string.format('%.6f', window_end))
+redis.call('EXPIRE', h, tonumber(ARGV[6]))
+return 1
 """
 
 _EXTEND_DEADLINE = """
@@ -287,7 +320,7 @@ class RedisGateStore:
         not_before: float,
         latest: float | None = None,
         give_back: tuple[float, float] | None = None,
-    ) -> float:
+    ) -> Reservation:
         spacing = max(0.0, interval)
         if give_back is not None and abs(self._seen_tat - give_back[1]) < 1e-5:
             self._seen_tat = give_back[0]  # what this process saw was its own reservation
@@ -308,15 +341,53 @@ class RedisGateStore:
                     "" if give_back is None else _num(give_back[1]),
                 ),
             )
-            slot, self.peers = float(reply[0]), max(1, int(reply[1]))
+            slot, self.peers, number = float(reply[0]), max(1, int(reply[1])), int(reply[2])
         except _Unavailable:
             # Alone now: the same GCRA step on what this process knows, at a share of the
-            # rate such that the processes last seen together stay within the limit.
+            # rate such that the processes last seen together stay within the limit (its
+            # own answers hold it on an exhausted budget; the shared report is away).
             slot = max(now, self._seen_tat, self._seen_deadline, not_before)
             spacing *= self.peers
+            number = 0
         if latest is None or slot <= latest:
             self._seen_tat = max(self._seen_tat, slot + spacing)
-        return slot
+        return Reservation(slot, number)
+
+    async def report(
+        self, *, number: int, remaining: int, limit: int | None, sent: float, end: float
+    ) -> None:
+        if number <= 0:
+            return  # reserved while Redis was away: its number means nothing there
+        with contextlib.suppress(_Unavailable):
+            await self._connection.script(
+                _REPORT,
+                self._hash,
+                (
+                    str(number),
+                    str(remaining),
+                    "" if limit is None else str(limit),  # '': not announced
+                    _num(sent),
+                    _num(end),
+                    str(_STATE_TTL),
+                ),
+            )
+
+    async def holds(self, *, number: int, now: float) -> tuple[float, float]:
+        fields = ("deadline", "report_number", "report_remaining", "report_end")
+        try:
+            reply = await self._connection.call(lambda r: r.hmget(self._hash, fields))
+        except _Unavailable:
+            return self._seen_deadline, 0.0
+        if reply[0] is not None:
+            self._seen_deadline = max(self._seen_deadline, float(reply[0]))
+        window = 0.0
+        report_number, remaining, end = reply[1:]
+        if number > 0 and report_number is not None and remaining is not None and end is not None:
+            report = BudgetReport(
+                number=int(report_number), remaining=int(remaining), end=float(end)
+            )
+            window = window_hold(report, number=number, at=now)
+        return self._seen_deadline, window
 
     async def extend_deadline(self, until: float) -> float:
         self._seen_deadline = max(self._seen_deadline, until)

@@ -37,7 +37,15 @@ import attrs
 from ._exceptions import RateLimitError
 from ._protocol import MAX_WAIT, RateLimitInfo
 
-__all__ = ["GateStore", "LocalGateStore", "RateGate", "RateSnapshot", "SharedLimit"]
+__all__ = [
+    "BudgetReport",
+    "GateStore",
+    "LocalGateStore",
+    "RateGate",
+    "RateSnapshot",
+    "Reservation",
+    "SharedLimit",
+]
 
 
 @attrs.frozen(kw_only=True)
@@ -71,6 +79,24 @@ class SharedLimit:
         return self.requests / self.window
 
 
+@attrs.frozen
+class Reservation:
+    """A slot reserved in a :class:`GateStore`: when the request may leave, and its number
+    (the store's count of reservations, this one included: what a budget report names)."""
+
+    slot: float
+    number: int
+
+
+@attrs.frozen(kw_only=True)
+class BudgetReport:
+    """The server's latest word on its window, as a store keeps it for every gate."""
+
+    number: int  # the reservation whose answer said it
+    remaining: int
+    end: float  # upper bound of the window's end (store time)
+
+
 class GateStore(Protocol):
     """Where the pacing state lives: in this process, or shared between processes (Redis).
 
@@ -87,21 +113,36 @@ class GateStore(Protocol):
         not_before: float,
         latest: float | None = None,
         give_back: tuple[float, float] | None = None,
-    ) -> float:
+    ) -> Reservation:
         """One GCRA step: the time the caller's request may leave, reserved for it.
 
         ``slot = max(now, tat, deadline, not_before)`` where ``tat`` is the stored
-        theoretical arrival time and ``deadline`` the stored cooldown deadline; then
-        ``tat = slot + interval`` is stored. When ``latest`` is given and ``slot > latest``,
-        nothing is stored (the caller will not send) and the slot is returned all the same.
-        ``interval`` is >= 0 (0: no pacing, only the deadline holds).
+        theoretical arrival time and ``deadline`` the stored cooldown deadline; when the
+        reported budget (see :meth:`report`) is spent by the reservations made since, the
+        slot is no earlier than the reported window's end. Then ``tat = slot + interval``
+        is stored and the reservation counted. When ``latest`` is given and
+        ``slot > latest``, nothing is stored or counted (the caller will not send) and the
+        slot is returned all the same. ``interval`` is >= 0 (0: no pacing).
 
         ``give_back=(slot, tat)``: an earlier reservation of this caller, which it did not
         use (a hold came while it slept). When the stored ``tat`` is still the one that
         reservation stored (nobody reserved after it), it is first rolled back to that
-        ``slot``; otherwise the step is as above. Without it every re-reservation would
-        waste one interval.
+        ``slot`` and uncounted; otherwise the step is as above. Without it every
+        re-reservation would waste one interval.
         """
+        ...
+
+    async def report(
+        self, *, number: int, remaining: int, limit: int | None, sent: float, end: float
+    ) -> None:
+        """The answer to reservation ``number`` (sent at ``sent``) said ``remaining`` requests
+        are left in a window that ends by ``end``. Reports of earlier reservations than the
+        stored one are ignored; a report of the same window keeps the earliest end."""
+        ...
+
+    async def holds(self, *, number: int, now: float) -> tuple[float, float]:
+        """What holds reservation ``number`` at ``now``: (the cooldown deadline in force, the
+        end of a window whose reported budget it exceeds, or 0.0)."""
         ...
 
     async def extend_deadline(self, until: float) -> float:
@@ -116,6 +157,27 @@ class GateStore(Protocol):
         ...
 
 
+def new_window(
+    report: BudgetReport | None, *, remaining: int, limit: int | None, sent: float
+) -> bool:
+    """Whether an answer saying ``remaining`` (to a request sent at ``sent``) belongs to a
+    window after the reported one (the rule the Redis script repeats)."""
+    return (
+        report is None
+        or remaining > report.remaining
+        or sent >= report.end
+        or (limit is not None and remaining == limit - 1)
+    )
+
+
+def window_hold(report: BudgetReport | None, *, number: int, at: float) -> float:
+    """The reported window's end when reservation ``number`` is beyond its budget and ``at``
+    is before that end; else 0.0 (the rule the Redis script repeats)."""
+    if report is None or at >= report.end or number - report.number <= report.remaining:
+        return 0.0
+    return report.end
+
+
 class LocalGateStore:
     """:class:`GateStore` in this process (the default): plain attributes, no awaiting
     inside a call, so every call is atomic on the event loop. Its times are the gate's own
@@ -124,6 +186,8 @@ class LocalGateStore:
     def __init__(self) -> None:
         self._tat = 0.0
         self._deadline = 0.0
+        self._count = 0
+        self._report: BudgetReport | None = None
 
     async def reserve(
         self,
@@ -133,13 +197,30 @@ class LocalGateStore:
         not_before: float,
         latest: float | None = None,
         give_back: tuple[float, float] | None = None,
-    ) -> float:
+    ) -> Reservation:
         if give_back is not None and self._tat == give_back[1]:
             self._tat = give_back[0]
+            self._count -= 1
         slot = max(now, self._tat, self._deadline, not_before)
-        if latest is None or slot <= latest:
-            self._tat = slot + max(0.0, interval)
-        return slot
+        slot = max(slot, window_hold(self._report, number=self._count + 1, at=slot))
+        if latest is not None and slot > latest:
+            return Reservation(slot, self._count + 1)
+        self._tat = slot + max(0.0, interval)
+        self._count += 1
+        return Reservation(slot, self._count)
+
+    async def report(
+        self, *, number: int, remaining: int, limit: int | None, sent: float, end: float
+    ) -> None:
+        known = self._report
+        if known is not None and number < known.number:
+            return
+        if known is not None and not new_window(known, remaining=remaining, limit=limit, sent=sent):
+            end = min(end, known.end)
+        self._report = BudgetReport(number=number, remaining=remaining, end=end)
+
+    async def holds(self, *, number: int, now: float) -> tuple[float, float]:
+        return self._deadline, window_hold(self._report, number=number, at=now)
 
     async def extend_deadline(self, until: float) -> float:
         self._deadline = max(self._deadline, until)
@@ -151,11 +232,13 @@ class LocalGateStore:
 
 @attrs.frozen
 class _Ticket:
-    """What release() needs to know of its acquire: this gate's sequence number and when."""
+    """What release() needs to know of its acquire: this gate's sequence number, when, and
+    the store's number of its reservation."""
 
     gate: RateGate
     seq: int
     sent: float
+    number: int
 
 
 # acquire() and release()/abandon() of one attempt run in the same task, hence the same
@@ -313,6 +396,11 @@ class RateGate:
     def _hold(self, now: float, ahead: int = 0) -> float:
         """Gate-clock time before which the window's exhausted budget holds a request that
         has ``ahead`` others reserved before it (and not sent yet)."""
+        if not self._local:
+            # This process's budget counts only its own sends, its window end only the
+            # answers it got (an over-estimate when another process saw the window open):
+            # the shared store holds on the budget every process reports.
+            return 0.0
         budget = self._budget()
         if budget is not None and budget <= ahead and now < self._window_end:
             return self._window_end
@@ -352,12 +440,13 @@ class RateGate:
         probe = not self._answered and not self._probing
         self._probing = self._probing or probe
         unused: tuple[float, float] | None = None  # (slot, tat) reserved, not used: store time
+        number = 0
         try:
             while True:
                 now = self._clock()
                 offset = self._offset(now)  # store time = gate clock + offset
                 interval = self._interval(now)
-                reserved = await self._store.reserve(
+                reservation = await self._store.reserve(
                     now=now + offset,
                     interval=interval,
                     # The budget left once those already waiting have left: when it is
@@ -367,6 +456,7 @@ class RateGate:
                     latest=None if deadline is None else deadline + offset,
                     give_back=unused,
                 )
+                reserved, number = reservation.slot, reservation.number
                 unused = (reserved, reserved + max(0.0, interval))
                 slot = reserved - offset
                 # A shared deadline or slot from a wall clock that stepped (here or in
@@ -389,10 +479,13 @@ class RateGate:
                     await anyio.lowlevel.checkpoint()
                     await anyio.lowlevel.checkpoint()
                 now = self._clock()
-                shared = min(await self._store.deadline() - self._offset(now), now + MAX_WAIT)
+                offset = self._offset(now)
+                shared, window = await self._store.holds(number=number, now=now + offset)
+                shared = min(shared - offset, now + MAX_WAIT)
                 if shared > self._deadline:
                     self._deadline = shared
-                if now >= self._deadline and now >= self._hold(now):
+                # (``window``: a budget another process reported spent since this reserved.)
+                if now >= self._deadline and now >= self._hold(now) and now + offset >= window:
                     # Its turn came: only the log of sends may still hold it, briefly, in
                     # its place in the queue (re-reserving would cost the slot).
                     hold = self._log_hold()
@@ -411,7 +504,7 @@ class RateGate:
         self._seq += 1
         self._in_flight += 1
         self._log_send(now)
-        _TICKET.set(_Ticket(self, self._seq, now))
+        _TICKET.set(_Ticket(self, self._seq, now, number))
         if self._watch is None and now >= self._watch_from:
             self._watch, self._watch_ok = (self._seq, now, None), 0
         if self._seq == 1:
@@ -532,6 +625,17 @@ class RateGate:
         if retry_after is not None and retry_after > 0:
             self.cool_down(retry_after)
         await self._share_deadline()
+        if info is not None and ticket is not None and not self._local:
+            # The budget every process paces by is the latest answer's, whoever got it: the
+            # store holds each reservation beyond it (in this process, the gate itself does).
+            offset = self._offset(now)
+            await self._store.report(
+                number=ticket.number,
+                remaining=info.remaining,
+                limit=info.limit,
+                sent=sent + offset,
+                end=now + info.reset_after + offset,
+            )
 
     def _note_headers(self, info: RateLimitInfo, seq: int, sent: float, now: float) -> None:
         """Budget and window end from ``RateLimit-*``; the announced limit."""

@@ -12,7 +12,7 @@ import heapq
 import itertools
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import anyio
@@ -21,7 +21,7 @@ import pytest
 
 import eattest_async as ea
 from eattest_async._protocol import RateLimitInfo, parse_ratelimit
-from eattest_async._ratelimit import LocalGateStore, RateGate
+from eattest_async._ratelimit import GateStore, LocalGateStore, RateGate, Reservation
 from eattest_async.simulator import Simulator, SimulatorProcess
 
 from .conftest import client_for
@@ -116,24 +116,60 @@ class WindowServer:
         return 200, None, info if self.headers else None
 
 
+class SharedStore:
+    """A store that is not in-process (as Redis is): state on wall-clock seconds."""
+
+    def __init__(self) -> None:
+        self.inner = LocalGateStore()
+
+    async def reserve(
+        self,
+        *,
+        now: float,
+        interval: float,
+        not_before: float,
+        latest: float | None = None,
+        give_back: tuple[float, float] | None = None,
+    ) -> Reservation:
+        return await self.inner.reserve(
+            now=now, interval=interval, not_before=not_before, latest=latest, give_back=give_back
+        )
+
+    async def report(
+        self, *, number: int, remaining: int, limit: int | None, sent: float, end: float
+    ) -> None:
+        await self.inner.report(number=number, remaining=remaining, limit=limit, sent=sent, end=end)
+
+    async def holds(self, *, number: int, now: float) -> tuple[float, float]:
+        return await self.inner.holds(number=number, now=now)
+
+    async def extend_deadline(self, until: float) -> float:
+        return await self.inner.extend_deadline(until)
+
+    async def deadline(self) -> float:
+        return await self.inner.deadline()
+
+
 async def drive(
     vt: VirtualTime,
-    gate: RateGate,
+    gate: RateGate | Sequence[RateGate],
     server: WindowServer,
     *,
     total: int,
     workers: int = 16,
     latency: float = 0.02,
 ) -> tuple[list[float], float]:
-    """``workers`` tasks send until ``total`` requests were served.
+    """``workers`` tasks (per gate, when several: one process each) send until ``total``
+    requests were served.
 
     Returns the send times and the time the ``total``-th answer came.
     """
+    gates = [gate] if isinstance(gate, RateGate) else list(gate)
     sent_times: list[float] = []
     served = 0
     finished = 0.0
 
-    async def worker() -> None:
+    async def worker(gate: RateGate) -> None:
         nonlocal served, finished
         while served < total:
             await gate.acquire()
@@ -150,8 +186,9 @@ async def drive(
 
     async def main() -> None:
         async with anyio.create_task_group() as tasks:
-            for _ in range(workers):
-                tasks.start_soon(worker)
+            for gate in gates:
+                for _ in range(workers):
+                    tasks.start_soon(worker, gate)
 
     await vt.run(main)
     return sent_times, finished
@@ -371,6 +408,60 @@ async def test_two_gates_on_one_store_share_the_deadline() -> None:
         assert vt.now >= until
 
     await vt.run(main)
+
+
+@pytest.mark.parametrize("processes", [2, 4, 8])
+async def test_processes_sharing_a_store_share_the_announced_budget(processes: int) -> None:
+    """Several processes (a gate each, 8 workers each) on one shared store under one limit
+    for all (one outgoing IP). Each sees only some of the answers, so its own count of the
+    budget is too high and its window end too late: the store's budget, reported by all,
+    holds every one of them at the window's end, and only there."""
+    vt = VirtualTime()
+    store = SharedStore()
+    gates = [vt.gate(store=store) for _ in range(processes)]
+    server = WindowServer(40)
+    started = vt.now
+    _, finished = await drive(vt, gates, server, total=400, workers=8)
+    assert server.responses_429 == 0
+    assert server.early == 0
+    assert 400 / (finished - started) >= 0.95 * 40
+
+
+async def budget_scenario(reporter: GateStore, reserver: GateStore, start: float) -> None:
+    """What a store does with reported budgets (``reporter`` and ``reserver`` may be two
+    processes' views of one shared store): the Python rule and the Redis script agree."""
+    t = start
+    for _ in range(3):
+        await reserver.reserve(now=t, interval=0.0, not_before=0.0)
+    # The answer to reservation 2: 2 left in a window that ends by t + 1.
+    await reporter.report(number=2, remaining=2, limit=5, sent=t, end=t + 1)
+    assert (await reserver.reserve(now=t + 0.1, interval=0.0, not_before=0.0)).number == 4
+    held = await reserver.reserve(now=t + 0.1, interval=0.25, not_before=0.0)  # 5 - 2 > 2
+    assert (held.slot, held.number) == (t + 1, 5)
+    assert (await reporter.holds(number=5, now=t + 0.2))[1] == t + 1
+    assert (await reporter.holds(number=4, now=t + 0.2))[1] == 0.0
+    # Not used after all (given back): uncounted, and the slot is free again.
+    again = await reserver.reserve(
+        now=t + 0.3, interval=0.25, not_before=0.0, give_back=(t + 1, t + 1.25)
+    )
+    assert (again.slot, again.number) == (t + 1, 5)
+    # A later answer of the same window: its end is no later than the earliest one known...
+    await reporter.report(number=4, remaining=0, limit=5, sent=t + 0.5, end=t + 1.5)
+    assert (await reserver.holds(number=5, now=t + 0.5))[1] == t + 1
+    # ...an earlier reservation's answer, come late, changes nothing...
+    await reporter.report(number=3, remaining=4, limit=5, sent=t, end=t + 0.75)
+    assert (await reserver.holds(number=5, now=t + 0.5))[1] == t + 1
+    # ...and the first answer of the next window replaces it: nothing held, until spent.
+    await reporter.report(number=5, remaining=4, limit=5, sent=t + 1, end=t + 2)
+    assert (await reserver.holds(number=9, now=t + 1.25))[1] == 0.0
+    assert (await reserver.holds(number=10, now=t + 1.25))[1] == t + 2
+    assert (await reserver.holds(number=10, now=t + 2))[1] == 0.0
+    assert (await reserver.reserve(now=t + 2, interval=0.0, not_before=0.0)).slot == t + 2
+
+
+async def test_a_store_holds_reservations_beyond_the_reported_budget() -> None:
+    store = LocalGateStore()
+    await budget_scenario(store, store, 1000.0)
 
 
 def test_limits_max_rate_is_validated() -> None:

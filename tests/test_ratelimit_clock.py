@@ -6,9 +6,9 @@ import pytest
 
 import eattest_async as ea
 from eattest_async._protocol import MAX_WAIT
-from eattest_async._ratelimit import LocalGateStore, RateGate
+from eattest_async._ratelimit import RateGate
 
-from .test_ratelimit import VirtualTime
+from .test_ratelimit import SharedStore, VirtualTime
 
 pytestmark = pytest.mark.anyio
 
@@ -22,32 +22,6 @@ class SteppingWall:
 
     def __call__(self) -> float:
         return self.vt.now + self.step
-
-
-class SharedStore:
-    """A store that is not in-process (as Redis is): state on wall-clock seconds."""
-
-    def __init__(self) -> None:
-        self.inner = LocalGateStore()
-
-    async def reserve(
-        self,
-        *,
-        now: float,
-        interval: float,
-        not_before: float,
-        latest: float | None = None,
-        give_back: tuple[float, float] | None = None,
-    ) -> float:
-        return await self.inner.reserve(
-            now=now, interval=interval, not_before=not_before, latest=latest, give_back=give_back
-        )
-
-    async def extend_deadline(self, until: float) -> float:
-        return await self.inner.extend_deadline(until)
-
-    async def deadline(self) -> float:
-        return await self.inner.deadline()
 
 
 async def test_a_wall_clock_step_back_does_not_lengthen_a_local_cooldown() -> None:

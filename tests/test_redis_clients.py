@@ -21,7 +21,7 @@ from fastapi import FastAPI
 
 import eattest_async as ea
 from eattest_async._coordination import coordination_key
-from eattest_async._ratelimit import RateGate
+from eattest_async._ratelimit import RateGate, Reservation
 from eattest_async.fastapi import lifespan
 from eattest_async.simulator import FaultAction, Simulator
 
@@ -109,7 +109,7 @@ async def test_the_first_request_goes_alone_even_when_the_store_awaits(
     others_reserved = anyio.Event()
 
     class Watched:
-        async def reserve(self, **arguments: Any) -> float:
+        async def reserve(self, **arguments: Any) -> Reservation:
             nonlocal reserved_before_answer
             if not answered:
                 reserved_before_answer += 1
@@ -119,6 +119,8 @@ async def test_the_first_request_goes_alone_even_when_the_store_awaits(
 
         extend_deadline = store.extend_deadline
         deadline = store.deadline
+        report = store.report
+        holds = store.holds
 
     never = anyio.Event()
 

@@ -31,6 +31,7 @@ from eattest_async._coordination import (
 from eattest_async._ratelimit import GateStore
 
 from .redis_server import RedisServer, redis_server
+from .test_ratelimit import budget_scenario
 
 __all__ = ["redis_server"]  # the fixture, imported to be used here
 
@@ -108,7 +109,7 @@ async def test_concurrent_reservations_get_distinct_slots_spaced_by_the_interval
 
     async def reserve(store: RedisGateStore) -> None:
         for _ in range(25):
-            slots.append(await store.reserve(now=NOW, interval=0.25, not_before=0.0))
+            slots.append((await store.reserve(now=NOW, interval=0.25, not_before=0.0)).slot)
 
     async with anyio.create_task_group() as tg:
         for store in stores:
@@ -127,18 +128,20 @@ async def test_a_reservation_never_precedes_the_shared_deadline_or_not_before(
     store = make().gate_store(KEY)
     other = make().gate_store(KEY)
     await other.extend_deadline(NOW + 10)
-    assert await store.reserve(now=NOW, interval=1.0, not_before=0.0) == NOW + 10
-    assert await store.reserve(now=NOW, interval=1.0, not_before=0.0) == NOW + 11
-    assert await store.reserve(now=NOW, interval=1.0, not_before=NOW + 20) == NOW + 20
-    assert await other.reserve(now=NOW + 30, interval=0.0, not_before=0.0) == NOW + 30
+    assert (await store.reserve(now=NOW, interval=1.0, not_before=0.0)).slot == NOW + 10
+    assert (await store.reserve(now=NOW, interval=1.0, not_before=0.0)).slot == NOW + 11
+    assert (await store.reserve(now=NOW, interval=1.0, not_before=NOW + 20)).slot == NOW + 20
+    assert (await other.reserve(now=NOW + 30, interval=0.0, not_before=0.0)).slot == NOW + 30
 
 
 async def test_a_slot_past_latest_is_not_kept(make: Make, redis_server: RedisServer) -> None:
     store = make().gate_store(KEY)
-    assert await store.reserve(now=NOW, interval=5.0, not_before=0.0) == NOW
+    assert (await store.reserve(now=NOW, interval=5.0, not_before=0.0)).slot == NOW
     # The next slot (NOW + 5) is after the caller's deadline: it will not send, nothing kept.
-    assert await store.reserve(now=NOW, interval=5.0, not_before=0.0, latest=NOW + 1) == NOW + 5
-    assert await store.reserve(now=NOW, interval=5.0, not_before=0.0) == NOW + 5
+    assert (
+        await store.reserve(now=NOW, interval=5.0, not_before=0.0, latest=NOW + 1)
+    ).slot == NOW + 5
+    assert (await store.reserve(now=NOW, interval=5.0, not_before=0.0)).slot == NOW + 5
 
 
 async def test_an_emptied_redis_resumes_from_what_the_processes_saw(
@@ -146,9 +149,9 @@ async def test_an_emptied_redis_resumes_from_what_the_processes_saw(
 ) -> None:
     store = make().gate_store(KEY)
     await store.extend_deadline(NOW + 50)
-    assert await store.reserve(now=NOW, interval=1.0, not_before=0.0) == NOW + 50
+    assert (await store.reserve(now=NOW, interval=1.0, not_before=0.0)).slot == NOW + 50
     raw.flushall()  # what a restart without persistence leaves
-    assert await store.reserve(now=NOW, interval=1.0, not_before=0.0) == NOW + 51
+    assert (await store.reserve(now=NOW, interval=1.0, not_before=0.0)).slot == NOW + 51
     fresh = make().gate_store(KEY)
     assert await fresh.deadline() == NOW + 50  # written back for the others too
 
@@ -161,23 +164,23 @@ async def test_redis_down_warns_once_falls_back_to_a_share_of_the_rate_and_recov
     store = coordinator.gate_store(KEY)
     other = make().gate_store(KEY)
     await other.reserve(now=NOW, interval=1.0, not_before=0.0)
-    assert await store.reserve(now=NOW, interval=1.0, not_before=0.0) == NOW + 1
+    assert (await store.reserve(now=NOW, interval=1.0, not_before=0.0)).slot == NOW + 1
     assert store.peers == 2
     await store.extend_deadline(NOW + 3)
     redis_server.stop()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         # Two processes were sharing: alone, this one spaces its requests twice as far.
-        first = await store.reserve(now=NOW, interval=1.0, not_before=0.0)
-        second = await store.reserve(now=NOW, interval=1.0, not_before=0.0)
+        first = (await store.reserve(now=NOW, interval=1.0, not_before=0.0)).slot
+        second = (await store.reserve(now=NOW, interval=1.0, not_before=0.0)).slot
         assert await store.extend_deadline(NOW + 1) == NOW + 3  # still never shorter
     assert (first, second) == (NOW + 3, NOW + 5)
     # One warning per outage, not per call, though each call tried Redis again.
     assert [w.category for w in caught] == [CoordinationWarning]
     assert coordinator.failures == 3
     redis_server.start()  # takes far longer than retry_every: the next call tries Redis
-    assert await store.reserve(now=NOW, interval=1.0, not_before=0.0) == NOW + 7
-    assert await other.reserve(now=NOW, interval=1.0, not_before=0.0) == NOW + 8
+    assert (await store.reserve(now=NOW, interval=1.0, not_before=0.0)).slot == NOW + 7
+    assert (await other.reserve(now=NOW, interval=1.0, not_before=0.0)).slot == NOW + 8
 
 
 async def test_fail_mode_raises_a_typed_error_at_once(
@@ -206,8 +209,15 @@ async def test_an_unreachable_redis_never_hangs_a_call(make: Make) -> None:
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
             with anyio.fail_after(5):  # the bound under test is 3 x 0.1 s
-                assert await store.reserve(now=NOW, interval=1.0, not_before=0.0) == NOW
+                assert (await store.reserve(now=NOW, interval=1.0, not_before=0.0)).slot == NOW
         assert [w.category for w in caught] == [CoordinationWarning]
+
+
+async def test_the_budget_one_process_reports_holds_the_others(
+    make: Make, redis_server: RedisServer
+) -> None:
+    # The same rule as the in-process store's (one scenario for both), across processes.
+    await budget_scenario(make().gate_store(KEY), make().gate_store(KEY), NOW)
 
 
 async def test_the_redis_password_never_reaches_a_warning(

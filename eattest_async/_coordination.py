@@ -140,8 +140,15 @@ if r_number ~= nil and number < r_number then
   return 0  -- an earlier reservation's answer, come late: the stored report is newer
 end
 -- new_window() of _ratelimit.py
-if r_number ~= nil and not (remaining > r_remaining or sent >= r_end
-                            or (limit ~= nil and remaining == limit - 1)) then
+local new_window = r_number == nil or sent >= r_end
+if not new_window then
+  if limit == nil then
+    new_window = remaining > r_remaining
+  else
+    new_window = remaining == limit - 1 or remaining - r_remaining > limit / 2
+  end
+end
+if not new_window then
   window_end = math.min(window_end, r_end)
 end
 redis.call('HSET', h, 'report_number', number, 'report_remaining', remaining,

@@ -161,13 +161,17 @@ def new_window(
     report: BudgetReport | None, *, remaining: int, limit: int | None, sent: float
 ) -> bool:
     """Whether an answer saying ``remaining`` (to a request sent at ``sent``) belongs to a
-    window after the reported one (the rule the Redis script repeats)."""
-    return (
-        report is None
-        or remaining > report.remaining
-        or sent >= report.end
-        or (limit is not None and remaining == limit - 1)
-    )
+    window after the reported one (the rule the Redis script repeats).
+
+    Processes send in nearly, not exactly, the order of their reservations: a later one
+    may reach the server first and report one or two more. With the limit known, only a
+    rise past half of it (or the window's first answer) starts a window; a window whose
+    start was missed is caught by the first request sent after the reported end."""
+    if report is None or sent >= report.end:
+        return True
+    if limit is None:
+        return remaining > report.remaining
+    return remaining == limit - 1 or remaining - report.remaining > limit / 2
 
 
 def window_hold(report: BudgetReport | None, *, number: int, at: float) -> float:

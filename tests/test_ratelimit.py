@@ -448,14 +448,18 @@ async def budget_scenario(reporter: GateStore, reserver: GateStore, start: float
     # A later answer of the same window: its end is no later than the earliest one known...
     await reporter.report(number=4, remaining=0, limit=5, sent=t + 0.5, end=t + 1.5)
     assert (await reserver.holds(number=5, now=t + 0.5))[1] == t + 1
+    # ...one a little higher, from a later reservation that reached the server a little
+    # before another (other processes), is no new window...
+    await reporter.report(number=6, remaining=1, limit=5, sent=t + 0.5, end=t + 1.6)
+    assert (await reserver.holds(number=8, now=t + 0.5))[1] == t + 1
     # ...an earlier reservation's answer, come late, changes nothing...
     await reporter.report(number=3, remaining=4, limit=5, sent=t, end=t + 0.75)
-    assert (await reserver.holds(number=5, now=t + 0.5))[1] == t + 1
+    assert (await reserver.holds(number=8, now=t + 0.5))[1] == t + 1
     # ...and the first answer of the next window replaces it: nothing held, until spent.
-    await reporter.report(number=5, remaining=4, limit=5, sent=t + 1, end=t + 2)
-    assert (await reserver.holds(number=9, now=t + 1.25))[1] == 0.0
-    assert (await reserver.holds(number=10, now=t + 1.25))[1] == t + 2
-    assert (await reserver.holds(number=10, now=t + 2))[1] == 0.0
+    await reporter.report(number=6, remaining=4, limit=5, sent=t + 1, end=t + 2)
+    assert (await reserver.holds(number=10, now=t + 1.25))[1] == 0.0
+    assert (await reserver.holds(number=11, now=t + 1.25))[1] == t + 2
+    assert (await reserver.holds(number=11, now=t + 2))[1] == 0.0
     assert (await reserver.reserve(now=t + 2, interval=0.0, not_before=0.0)).slot == t + 2
 
 

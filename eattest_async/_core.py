@@ -2,7 +2,9 @@
 
     retry loop (one per call, bounded by the call's deadline)
       └─ attempt: token (AuthFlow) -> rate gate -> transport -> note the answer
-                  -> 401 rule -> consume (decipher JSON, stream to a file, or a token answer)
+                  -> 401 rule -> consume (read a JSON body, stream to a file, or a token
+                  answer) -> finish (decipher JSON once the connection is free again, on
+                  the caller's turn if it decodes one answer at a time: a scan)
 
 A token grant is one exchange of this pipeline made inside the attempt of the call that
 needs the token, so it is bounded by that call's deadline and retried by that call's loop;
@@ -47,7 +49,7 @@ from ._exceptions import (
     ResponseTooLargeError,
     UnexpectedResponseError,
 )
-from ._protocol import ApiRequest, Envelope
+from ._protocol import ApiRequest, DecodeTurn, Envelope
 from ._ratelimit import RateGate
 from ._redact import Redactor
 from ._retry import retrying
@@ -59,6 +61,12 @@ __all__ = ["ClientStats", "Core", "read_body"]
 logger = logging.getLogger("eattest_async")
 
 T = TypeVar("T")
+R = TypeVar("R")
+
+
+async def _as_is(value: T) -> T:
+    return value
+
 
 # How much a compressed file may expand over its bytes on the wire: far above what documents
 # compress by (PDFs barely, text ~10 times), far below a gzip bomb (~1000 times). Judged
@@ -183,6 +191,15 @@ class _Replay:
 
 
 _REPLAY = _Replay()
+
+
+@attrs.frozen
+class _Body:
+    """A 2xx JSON answer read whole, its connection free again: deciphered next."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
 
 
 class Core:
@@ -439,10 +456,13 @@ class Core:
         headers: Mapping[str, str],
         *,
         timeout: float,
-        consume: Callable[[Response], Awaitable[T]],
+        consume: Callable[[Response], Awaitable[R]],
+        finish: Callable[[R], Awaitable[T]],
         may_repeat: bool,
     ) -> T:
-        """One call: the retry loop around attempts of token -> exchange -> 401 rule."""
+        """One call: the retry loop around attempts of token -> exchange -> 401 rule ->
+        ``finish`` (what is done with the answer once its connection went back to the pool:
+        deciphering; its errors are retried like the exchange's)."""
         self.require_open()
         flow = AuthFlow(self.tokens)
 
@@ -453,7 +473,7 @@ class Core:
                 if token is not None:
                     sent["Authorization"] = f"Bearer {token.access.reveal()}"
 
-                async def handle(response: Response, token: Token | None = token) -> T | _Replay:
+                async def handle(response: Response, token: Token | None = token) -> R | _Replay:
                     if flow.wants_replay(response.status, token):
                         return _REPLAY  # renew after this exchange closed its connection
                     return await consume(response)
@@ -474,7 +494,7 @@ class Core:
                     assert token is not None
                     await flow.renew(token, deadline=deadline)
                     continue
-                return outcome
+                return await finish(outcome)
 
         with self._scrubbing():
             return await retrying(
@@ -490,15 +510,18 @@ class Core:
                 started=request.started,
             )
 
-    async def call(self, request: ApiRequest) -> Envelope:
-        """Send one API request through the pipeline and decipher its answer."""
+    async def call(self, request: ApiRequest, *, turn: DecodeTurn | None = None) -> Envelope:
+        """Send one API request through the pipeline and decipher its answer.
+
+        ``turn``: the answer is deciphered only once it is acquired (see
+        :class:`~eattest_async._protocol.DecodeTurn`); the caller releases it."""
         url = self.environment.base_url + request.path
         timeout = request.timeout if request.timeout is not None else self.timeouts.json
         headers = {"Accept": "application/json"}
         if request.body is not None:
             headers["Content-Type"] = "application/json"
 
-        async def consume(response: Response) -> Envelope:
+        async def consume(response: Response) -> _Body:
             if not 200 <= response.status < 300:
                 raise await self._error(response, method=request.method, path=request.path)
             body = await read_body(
@@ -508,24 +531,33 @@ class Core:
                 method=request.method,
                 path=request.path,
             )
+            return _Body(response.status, response.headers, body)
 
-            def decipher(data: bytes) -> Envelope:
-                return _protocol.decipher(
-                    response.status,
-                    response.headers,
-                    data,
-                    method=request.method,
-                    request_path=request.path,
-                    now=time.time(),
-                    expect_content=request.expect_content,
-                )
+        def decipher(answer: _Body, data: bytes) -> Envelope:
+            return _protocol.decipher(
+                answer.status,
+                answer.headers,
+                data,
+                method=request.method,
+                request_path=request.path,
+                now=time.time(),
+                expect_content=request.expect_content,
+            )
 
+        async def finish(answer: _Body) -> Envelope:
+            if turn is not None:
+                await turn.acquire()
             try:
-                return decipher(body)
-            except ApiError:
-                # A 2xx carrying errors quotes server text: decipher it again, redacted.
-                # (Data itself is never redacted: a short password could be in a name.)
-                return decipher(self.redactor.bytes(body))
+                try:
+                    return decipher(answer, answer.body)
+                except ApiError:
+                    # A 2xx carrying errors quotes server text: decipher it again, redacted.
+                    # (Data itself is never redacted: a short password could be in a name.)
+                    return decipher(answer, self.redactor.bytes(answer.body))
+            except BaseException:
+                if turn is not None:
+                    turn.release()
+                raise
 
         return await self._authenticated(
             request,
@@ -533,6 +565,7 @@ class Core:
             headers,
             timeout=timeout,
             consume=consume,
+            finish=finish,
             may_repeat=request.idempotent or self.retry_policy.retry_non_idempotent,
         )
 
@@ -589,7 +622,7 @@ class Core:
         # is still read right, its Content-Length then counting the bytes on the wire.
         headers = {"Accept": "*/*", "Accept-Encoding": "identity"}
         return await self._authenticated(
-            request, url, headers, timeout=timeout, consume=consume, may_repeat=True
+            request, url, headers, timeout=timeout, consume=consume, finish=_as_is, may_repeat=True
         )
 
     async def _file_chunks(self, response: Response, *, path: str) -> AsyncIterator[bytes]:

@@ -10,7 +10,7 @@ import datetime as dt
 import email.utils
 import re
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import quote
 
 import attrs
@@ -20,6 +20,7 @@ from ._exceptions import ApiError, UnexpectedResponseError, error_class_for
 
 __all__ = [
     "ApiRequest",
+    "DecodeTurn",
     "Envelope",
     "RateLimitInfo",
     "decipher",
@@ -63,6 +64,20 @@ class ApiRequest:
     # When the call began, on the core's clock, if that was before this request was built
     # (the account id was discovered first): the call's deadline counts from there.
     started: float | None = None
+
+
+class DecodeTurn(Protocol):
+    """A turn to decode an answer's body, for a caller that decodes one answer at a time.
+
+    The pipeline awaits ``acquire()`` once the exchange is over, right before decoding the
+    body (the answers waiting meanwhile wait as bytes, the smallest they will ever be), and
+    calls ``release()`` itself only when decoding failed (the attempt may be retried); on
+    success the caller releases it when done with the content. ``release`` must be safe to
+    call when not acquired, and more than once."""
+
+    async def acquire(self) -> None: ...
+
+    def release(self) -> None: ...
 
 
 @attrs.frozen

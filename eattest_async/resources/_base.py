@@ -14,7 +14,7 @@ from .. import _protocol
 from .._converter import structure, structure_many
 from .._exceptions import InvalidInputError
 from .._pagination import Scan, ScanProgress
-from .._protocol import ApiRequest, Envelope
+from .._protocol import ApiRequest, DecodeTurn, Envelope
 from .._validation import check_page, check_page_size, check_seconds
 from ..models.common import NO_MESSAGES, Items, Messages, Page
 from ..models.scans import Checkpoint
@@ -175,7 +175,7 @@ class Resource:
         if not isinstance(raw, bool):
             raise InvalidInputError("raw", "expected True or False")
 
-        async def fetch(page: int, size: int) -> Envelope:
+        async def fetch(page: int, size: int, turn: DecodeTurn | None) -> Envelope:
             path = await self._account_path(template)
             request = ApiRequest(
                 method="GET",
@@ -184,7 +184,7 @@ class Resource:
                 query=(*filters, ("page", str(page)), ("pageSize", str(size))),
                 started=started_for(path),
             )
-            return await core.call(request)
+            return await core.call(request, turn=turn)
 
         def convert(items: list[Any]) -> tuple[Any, ...]:
             if raw:

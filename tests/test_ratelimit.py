@@ -376,6 +376,37 @@ async def test_a_first_request_without_answer_holds_the_others_one_second_at_mos
     await vt.run(main)
 
 
+async def test_the_slow_start_holds_requests_in_flight_and_ends_at_a_deadline() -> None:
+    """Nothing announced, nothing learned: two requests in flight at first (more as time
+    goes by); an answer lets the next one go; a waiting call's deadline ends its wait."""
+    vt = VirtualTime()
+    gate = vt.gate()
+    released: list[float] = []
+
+    async def third() -> None:
+        await gate.acquire()
+        released.append(vt.now)
+
+    async def main() -> None:
+        await gate.acquire()
+        await gate.release(status=200)  # the first answer: nothing announced
+        start = vt.now
+        await gate.acquire()
+        await gate.acquire()
+        assert vt.now == start  # two in flight at once
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(third)
+            await vt.sleep(0.1)
+            assert released == []  # a third waits for an answer...
+            await gate.release(status=200)
+        assert released == [pytest.approx(start + 0.1)]  # ...and goes with it
+        deadline = vt.now + 0.05
+        await gate.acquire(deadline=deadline)  # two in flight again: waits, not past it
+        assert vt.now == pytest.approx(deadline)
+
+    await vt.run(main)
+
+
 async def test_raises_at_once_when_the_deadline_cannot_be_met() -> None:
     vt = VirtualTime()
     gate = vt.gate()

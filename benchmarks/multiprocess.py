@@ -80,7 +80,7 @@ async def _work(args: argparse.Namespace) -> dict[str, Any]:
             share = args.pages // args.of + (1 if args.index < args.pages % args.of else 0)
             result["pages"] = await _fetch_pages(client, share, args.page_size)
         result["finished"] = time.time()
-        result["responses_429"] = client._core.gate.snapshot().responses_429
+        result["responses_429"] = client.rate.responses_429
     if isinstance(coordinator, ea.RedisCoordinator):
         result["coordination_failures"] = coordinator.failures
     return result

@@ -44,6 +44,7 @@ if _typing.TYPE_CHECKING:
         ValidationError,
     )
     from ._pagination import Scan, ScanProgress, ScanReport
+    from ._ratelimit import RateSnapshot
     from ._sync import Changes
     from .models import (
         Account,
@@ -109,6 +110,7 @@ _WHERE = {
     "UnauthorizedError": "._exceptions",
     "UnexpectedResponseError": "._exceptions",
     "ValidationError": "._exceptions",
+    "RateSnapshot": "._ratelimit",
     "Scan": "._pagination",
     "ScanProgress": "._pagination",
     "ScanReport": "._pagination",
@@ -198,6 +200,7 @@ __all__ = [
     "ProcessStatus",
     "ProcessTimeoutError",
     "RateLimitError",
+    "RateSnapshot",
     "RedirectError",
     "RedisCoordinator",
     "RequestTimeoutError",

@@ -13,7 +13,7 @@ from ._config import Environment, Limits, RetryPolicy, Timeouts
 from ._coordination import Coordinator, LocalCoordinator, coordination_key
 from ._core import ClientStats, Core
 from ._exceptions import InvalidInputError
-from ._ratelimit import RateGate
+from ._ratelimit import RateGate, RateSnapshot
 from ._transport import AiohttpTransport
 
 if TYPE_CHECKING:
@@ -186,6 +186,12 @@ class Client:
         tokens = self._core.tokens
         token = tokens.current if tokens is not None else None
         return token.lifetime if token is not None else None
+
+    @property
+    def rate(self) -> RateSnapshot:
+        """What the client's rate gate did and knows: requests sent, 429s met, the rate
+        achieved, the limit (announced, learned or configured) and the time spent waiting."""
+        return self._core.gate.snapshot()
 
     async def account_id(self) -> int:
         """The account every call is made for: given, else from the token, else GET /account."""

@@ -420,7 +420,7 @@ async def _demo(
                     )
                     missing += sum(1 for d in item.get("documents") or [] if not d.get("present"))
             report = scan.report
-            rate = client._core.gate.snapshot()
+            rate = client.rate
         server = await sim.stats()
     elapsed = time.monotonic() - started
     table = Table(title="Dossier scan", show_header=False)

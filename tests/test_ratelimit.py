@@ -521,9 +521,10 @@ async def test_scan_under_announced_limit_meets_no_429_and_no_early_request() ->
         assert len(items) == 3000
         assert sim.stats.early_requests == 0
         assert sim.stats.rate_limited <= 1
-        snapshot = client._core.gate.snapshot()
+        snapshot = client.rate  # what the client's gate did and knows, public
         assert snapshot.limit_source == "announced"
         assert snapshot.limit == 100
+        assert snapshot.requests == sim.stats.requests["list_dossiers"]
 
 
 async def test_an_answer_read_while_the_loop_was_busy_holds_the_next_request() -> None:

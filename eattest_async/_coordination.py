@@ -99,7 +99,7 @@ local ttl = tonumber(ARGV[8])
 local tat = math.max(tonumber(redis.call('HGET', h, 'tat') or '0'), floor_tat)
 local given_slot = tonumber(ARGV[9])
 local given_tat = tonumber(ARGV[10])
-local count = tonumber(redis.call('HGET', h, 'count') or '0')
+local count = math.max(tonumber(redis.call('HGET', h, 'count') or '0'), tonumber(ARGV[11]))
 if given_slot ~= nil and given_tat ~= nil and math.abs(tat - given_tat) < 0.00001 then
   tat = given_slot  -- the caller's unused reservation was the last one: take it back
   count = count - 1
@@ -316,6 +316,7 @@ class RedisGateStore:
         self._member = f"{os.getpid()}-{secrets.token_hex(4)}"
         # What this process has seen (and, while Redis is away, its own GCRA state).
         self._seen_tat = 0.0
+        self._seen_number = 0  # the highest reservation number seen (an emptied Redis resumes)
         self._seen_deadline = 0.0
         self.peers = 1  # processes seen sharing this gate in the last minute
 
@@ -346,13 +347,15 @@ class RedisGateStore:
                     str(_STATE_TTL),
                     "" if give_back is None else _num(give_back[0]),
                     "" if give_back is None else _num(give_back[1]),
+                    str(self._seen_number),
                 ),
             )
             slot, self.peers, number = float(reply[0]), max(1, int(reply[1])), int(reply[2])
+            self._seen_number = max(self._seen_number, number)
         except _Unavailable:
             # Alone now: the same GCRA step on what this process knows, at a share of the
-            # rate such that the processes last seen together stay within the limit (its
-            # own answers hold it on an exhausted budget; the shared report is away).
+            # rate such that the processes last seen together stay within the limit (a
+            # 429 still holds it; the shared budget is away until Redis answers again).
             slot = max(now, self._seen_tat, self._seen_deadline, not_before)
             spacing *= self.peers
             number = 0

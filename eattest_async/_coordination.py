@@ -223,6 +223,11 @@ class _Connection:
         return self._redis
 
     @property
+    def outage(self) -> bool:
+        """Whether the last call failed (until one succeeds)."""
+        return self._outage
+
+    @property
     def available(self) -> bool:
         return not self._outage or time.monotonic() >= self._down_until
 
@@ -381,6 +386,10 @@ class RedisGateStore:
                     str(_STATE_TTL),
                 ),
             )
+
+    @property
+    def shares_budget(self) -> bool:
+        return not self._connection.outage  # while Redis is away, each gate its own count
 
     async def holds(self, *, number: int, now: float) -> tuple[float, float]:
         fields = ("deadline", "report_number", "report_remaining", "report_end")

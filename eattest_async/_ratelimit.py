@@ -145,6 +145,12 @@ class GateStore(Protocol):
         end of a window whose reported budget it exceeds, or 0.0)."""
         ...
 
+    @property
+    def shares_budget(self) -> bool:
+        """Whether :meth:`reserve` now holds on the budget every gate reports (a shared store
+        that can be reached): the gate then does not hold on its own count of it."""
+        ...
+
     async def extend_deadline(self, until: float) -> float:
         """Nothing may leave before ``until``: store ``max(deadline, until)``, never shorter.
 
@@ -225,6 +231,10 @@ class LocalGateStore:
 
     async def holds(self, *, number: int, now: float) -> tuple[float, float]:
         return self._deadline, window_hold(self._report, number=number, at=now)
+
+    @property
+    def shares_budget(self) -> bool:
+        return False  # one process: its gate's own count is the whole budget
 
     async def extend_deadline(self, until: float) -> float:
         self._deadline = max(self._deadline, until)
@@ -400,7 +410,7 @@ class RateGate:
     def _hold(self, now: float, ahead: int = 0) -> float:
         """Gate-clock time before which the window's exhausted budget holds a request that
         has ``ahead`` others reserved before it (and not sent yet)."""
-        if not self._local:
+        if not self._local and self._store.shares_budget:
             # This process's budget counts only its own sends, its window end only the
             # answers it got (an over-estimate when another process saw the window open):
             # the shared store holds on the budget every process reports.

@@ -143,6 +143,8 @@ class SharedStore:
     async def holds(self, *, number: int, now: float) -> tuple[float, float]:
         return await self.inner.holds(number=number, now=now)
 
+    shares_budget = True
+
     async def extend_deadline(self, until: float) -> float:
         return await self.inner.extend_deadline(until)
 

@@ -121,6 +121,7 @@ async def test_the_first_request_goes_alone_even_when_the_store_awaits(
         deadline = store.deadline
         report = store.report
         holds = store.holds
+        shares_budget = True
 
     never = anyio.Event()
 

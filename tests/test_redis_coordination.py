@@ -170,6 +170,7 @@ async def test_redis_down_warns_once_falls_back_to_a_share_of_the_rate_and_recov
     assert (await store.reserve(now=NOW, interval=1.0, not_before=0.0)).slot == NOW + 1
     assert store.peers == 2
     await store.extend_deadline(NOW + 3)
+    sharing = [store.shares_budget]
     redis_server.stop()
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -177,12 +178,15 @@ async def test_redis_down_warns_once_falls_back_to_a_share_of_the_rate_and_recov
         first = (await store.reserve(now=NOW, interval=1.0, not_before=0.0)).slot
         second = (await store.reserve(now=NOW, interval=1.0, not_before=0.0)).slot
         assert await store.extend_deadline(NOW + 1) == NOW + 3  # still never shorter
+        sharing.append(store.shares_budget)  # not: each gate holds on its own count
     assert (first, second) == (NOW + 3, NOW + 5)
     # One warning per outage, not per call, though each call tried Redis again.
     assert [w.category for w in caught] == [CoordinationWarning]
     assert coordinator.failures == 3
     redis_server.start()  # takes far longer than retry_every: the next call tries Redis
     assert (await store.reserve(now=NOW, interval=1.0, not_before=0.0)).slot == NOW + 7
+    sharing.append(store.shares_budget)
+    assert sharing == [True, False, True]
     assert (await other.reserve(now=NOW, interval=1.0, not_before=0.0)).slot == NOW + 8
 
 

@@ -100,16 +100,18 @@ local tat = math.max(tonumber(redis.call('HGET', h, 'tat') or '0'), floor_tat)
 local given_slot = tonumber(ARGV[9])
 local given_tat = tonumber(ARGV[10])
 local count = math.max(tonumber(redis.call('HGET', h, 'count') or '0'), tonumber(ARGV[11]))
-if given_slot ~= nil and given_tat ~= nil and math.abs(tat - given_tat) < 0.00001 then
+local given_number = tonumber(ARGV[12])
+if given_slot ~= nil and given_tat ~= nil and math.abs(tat - given_tat) < 0.00001
+   and count == given_number then
   tat = given_slot  -- the caller's unused reservation was the last one: take it back
   count = count - 1
 end
 local deadline = math.max(tonumber(redis.call('HGET', h, 'deadline') or '0'), floor_deadline)
 local slot = math.max(now, tat, deadline, not_before)
 -- window_hold() of _ratelimit.py: beyond the reported budget, not before the window's end
-local r = redis.call('HMGET', h, 'report_number', 'report_remaining', 'report_end')
-local r_number, r_remaining, r_end = tonumber(r[1]), tonumber(r[2]), tonumber(r[3])
-if r_number ~= nil and slot < r_end and count + 1 - r_number > r_remaining then
+local r = redis.call('HMGET', h, 'report_allowed', 'report_end')
+local r_allowed, r_end = tonumber(r[1]), tonumber(r[2])
+if r_allowed ~= nil and r_end ~= nil and slot < r_end and count + 1 > r_allowed then
   slot = r_end
 end
 local number = count + 1
@@ -118,7 +120,7 @@ if latest == nil or slot <= latest then
   count = number
 end
 redis.call('HSET', h, 'tat', string.format('%.6f', tat),
-           'deadline', string.format('%.6f', deadline), 'count', count)
+           'deadline', string.format('%.6f', deadline), 'count', string.format('%d', count))
 redis.call('EXPIRE', h, ttl)
 local m = h .. ':members'
 redis.call('ZADD', m, now, member)
@@ -128,31 +130,43 @@ return {string.format('%.6f', slot), redis.call('ZCARD', m), number}
 """
 
 _REPORT = """
+-- merge_report() of _ratelimit.py
 local h = KEYS[1]
 local number = tonumber(ARGV[1])
 local remaining = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
 local sent = tonumber(ARGV[4])
 local window_end = tonumber(ARGV[5])
-local r = redis.call('HMGET', h, 'report_number', 'report_remaining', 'report_end')
-local r_number, r_remaining, r_end = tonumber(r[1]), tonumber(r[2]), tonumber(r[3])
-if r_number ~= nil and number < r_number then
-  return 0  -- an earlier reservation's answer, come late: the stored report is newer
-end
--- new_window() of _ratelimit.py
-local new_window = r_number == nil or sent >= r_end
-if not new_window then
-  if limit == nil then
-    new_window = remaining > r_remaining
+local r = redis.call('HMGET', h, 'report_number', 'report_allowed', 'report_end', 'report_opened')
+local r_number, r_allowed = tonumber(r[1]), tonumber(r[2])
+local r_end, r_opened = tonumber(r[3]), tonumber(r[4])
+local allowed = number + remaining
+local opened = sent
+if r_number ~= nil and r_allowed ~= nil and r_end ~= nil and r_opened ~= nil then
+  if number < r_number then
+    if not (r_opened <= sent and sent < r_end) then
+      return 0  -- an earlier window's answer, come late
+    end
+    number, allowed = r_number, math.min(r_allowed, allowed)
+    window_end, opened = r_end, r_opened
   else
-    new_window = remaining == limit - 1 or remaining - r_remaining > limit / 2
+    local left = math.max(0, r_allowed - number)
+    local rise
+    if limit == nil then
+      rise = remaining > left
+    else
+      rise = remaining == limit - 1 or remaining - left > limit / 2
+    end
+    if not (sent >= r_end or rise) then
+      allowed = math.min(r_allowed, allowed)
+      window_end, opened = math.min(r_end, window_end), r_opened
+    end
   end
 end
-if not new_window then
-  window_end = math.min(window_end, r_end)
-end
-redis.call('HSET', h, 'report_number', number, 'report_remaining', remaining,
-           'report_end', string.format('%.6f', window_end))
+redis.call('HSET', h, 'report_number', string.format('%d', number),
+           'report_allowed', string.format('%d', allowed),
+           'report_end', string.format('%.6f', window_end),
+           'report_opened', string.format('%.6f', opened))
 redis.call('EXPIRE', h, tonumber(ARGV[6]))
 return 1
 """
@@ -173,6 +187,7 @@ return 0
 """
 
 _STATE_TTL = 86_400  # seconds the shared gate state outlives its last use
+_MAX_BUDGET = 1_000_000_000  # a RateLimit-Remaining above it holds nothing anyway
 
 
 def _num(value: float) -> str:
@@ -332,7 +347,7 @@ class RedisGateStore:
         interval: float,
         not_before: float,
         latest: float | None = None,
-        give_back: tuple[float, float] | None = None,
+        give_back: tuple[float, float, int] | None = None,
     ) -> Reservation:
         spacing = max(0.0, interval)
         if give_back is not None and abs(self._seen_tat - give_back[1]) < 1e-5:
@@ -353,6 +368,7 @@ class RedisGateStore:
                     "" if give_back is None else _num(give_back[0]),
                     "" if give_back is None else _num(give_back[1]),
                     str(self._seen_number),
+                    "" if give_back is None else str(give_back[2]),
                 ),
             )
             slot, self.peers, number = float(reply[0]), max(1, int(reply[1])), int(reply[2])
@@ -373,7 +389,10 @@ class RedisGateStore:
     ) -> None:
         if number <= 0:
             return  # reserved while Redis was away: its number means nothing there
-        with contextlib.suppress(_Unavailable):
+        remaining = max(0, min(remaining, _MAX_BUDGET))
+        # Best effort, even when configured to fail: the answer is here already (a POST's
+        # too); the next reservation fails if Redis is still away.
+        with contextlib.suppress(_Unavailable, CoordinationError):
             await self._connection.script(
                 _REPORT,
                 self._hash,
@@ -392,7 +411,7 @@ class RedisGateStore:
         return not self._connection.outage  # while Redis is away, each gate its own count
 
     async def holds(self, *, number: int, now: float) -> tuple[float, float]:
-        fields = ("deadline", "report_number", "report_remaining", "report_end")
+        fields = ("deadline", "report_allowed", "report_end")
         try:
             reply = await self._connection.call(lambda r: r.hmget(self._hash, fields))
         except _Unavailable:
@@ -400,11 +419,10 @@ class RedisGateStore:
         if reply[0] is not None:
             self._seen_deadline = max(self._seen_deadline, float(reply[0]))
         window = 0.0
-        report_number, remaining, end = reply[1:]
-        if number > 0 and report_number is not None and remaining is not None and end is not None:
-            report = BudgetReport(
-                number=int(report_number), remaining=int(remaining), end=float(end)
-            )
+        allowed, end = reply[1:]
+        if number > 0 and allowed is not None and end is not None:
+            # (window_hold() reads only these two of the report.)
+            report = BudgetReport(number=0, allowed=int(float(allowed)), end=float(end), opened=0)
             window = window_hold(report, number=number, at=now)
         return self._seen_deadline, window
 

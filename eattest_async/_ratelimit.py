@@ -90,11 +90,12 @@ class Reservation:
 
 @attrs.frozen(kw_only=True)
 class BudgetReport:
-    """The server's latest word on its window, as a store keeps it for every gate."""
+    """The server's word on its current window, as a store keeps it for every gate."""
 
-    number: int  # the reservation whose answer said it
-    remaining: int
+    number: int  # the latest reservation whose answer was reported
+    allowed: int  # the last reservation number the window's budget allows
     end: float  # upper bound of the window's end (store time)
+    opened: float  # when the window's first reported request was sent (store time)
 
 
 class GateStore(Protocol):
@@ -112,7 +113,7 @@ class GateStore(Protocol):
         interval: float,
         not_before: float,
         latest: float | None = None,
-        give_back: tuple[float, float] | None = None,
+        give_back: tuple[float, float, int] | None = None,
     ) -> Reservation:
         """One GCRA step: the time the caller's request may leave, reserved for it.
 
@@ -124,10 +125,10 @@ class GateStore(Protocol):
         ``slot > latest``, nothing is stored or counted (the caller will not send) and the
         slot is returned all the same. ``interval`` is >= 0 (0: no pacing).
 
-        ``give_back=(slot, tat)``: an earlier reservation of this caller, which it did not
-        use (a hold came while it slept). When the stored ``tat`` is still the one that
-        reservation stored (nobody reserved after it), it is first rolled back to that
-        ``slot`` and uncounted; otherwise the step is as above. Without it every
+        ``give_back=(slot, tat, number)``: an earlier reservation of this caller, which it
+        did not use (a hold came while it slept). When it is still the last one (the stored
+        ``tat`` and count are the ones it stored), it is first rolled back to that ``slot``
+        and uncounted; otherwise the step is as above. Without it every
         re-reservation would waste one interval.
         """
         ...
@@ -163,27 +164,50 @@ class GateStore(Protocol):
         ...
 
 
-def new_window(
-    report: BudgetReport | None, *, remaining: int, limit: int | None, sent: float
-) -> bool:
-    """Whether an answer saying ``remaining`` (to a request sent at ``sent``) belongs to a
-    window after the reported one (the rule the Redis script repeats).
+def merge_report(
+    report: BudgetReport | None,
+    *,
+    number: int,
+    remaining: int,
+    limit: int | None,
+    sent: float,
+    end: float,
+) -> BudgetReport:
+    """The store's report once the answer to reservation ``number`` (sent at ``sent``) said
+    ``remaining`` in a window that ends by ``end`` (the rule the Redis script repeats).
 
-    Processes send in nearly, not exactly, the order of their reservations: a later one
-    may reach the server first and report one or two more. With the limit known, only a
-    rise past half of it (or the window's first answer) starts a window; a window whose
-    start was missed is caught by the first request sent after the reported end."""
-    if report is None or sent >= report.end:
-        return True
+    Within a window the budget only shrinks: the lowest allowance reported stands, in
+    whatever order the answers come (processes send in nearly, not exactly, the order of
+    their reservations). A later reservation's answer starts a new window when the window
+    is over (sent after its end), when it is the window's first (``limit - 1``), or when
+    it rises past half the limit above what the window allowed; a window whose start was
+    missed is caught by the first request sent after the reported end."""
+    allowed = number + remaining
+    if report is None:
+        return BudgetReport(number=number, allowed=allowed, end=end, opened=sent)
+    if number < report.number:  # an earlier reservation's answer, come late
+        if report.opened <= sent < report.end:
+            return attrs.evolve(report, allowed=min(report.allowed, allowed))
+        return report
+    left = max(0, report.allowed - number)  # what the window had left at this number
     if limit is None:
-        return remaining > report.remaining
-    return remaining == limit - 1 or remaining - report.remaining > limit / 2
+        rise = remaining > left
+    else:
+        rise = remaining == limit - 1 or remaining - left > limit / 2
+    if sent >= report.end or rise:
+        return BudgetReport(number=number, allowed=allowed, end=end, opened=sent)
+    return BudgetReport(
+        number=number,
+        allowed=min(report.allowed, allowed),
+        end=min(report.end, end),
+        opened=report.opened,
+    )
 
 
 def window_hold(report: BudgetReport | None, *, number: int, at: float) -> float:
     """The reported window's end when reservation ``number`` is beyond its budget and ``at``
     is before that end; else 0.0 (the rule the Redis script repeats)."""
-    if report is None or at >= report.end or number - report.number <= report.remaining:
+    if report is None or at >= report.end or number <= report.allowed:
         return 0.0
     return report.end
 
@@ -206,9 +230,9 @@ class LocalGateStore:
         interval: float,
         not_before: float,
         latest: float | None = None,
-        give_back: tuple[float, float] | None = None,
+        give_back: tuple[float, float, int] | None = None,
     ) -> Reservation:
-        if give_back is not None and self._tat == give_back[1]:
+        if give_back is not None and (self._tat, self._count) == give_back[1:]:
             self._tat = give_back[0]
             self._count -= 1
         slot = max(now, self._tat, self._deadline, not_before)
@@ -222,12 +246,9 @@ class LocalGateStore:
     async def report(
         self, *, number: int, remaining: int, limit: int | None, sent: float, end: float
     ) -> None:
-        known = self._report
-        if known is not None and number < known.number:
-            return
-        if known is not None and not new_window(known, remaining=remaining, limit=limit, sent=sent):
-            end = min(end, known.end)
-        self._report = BudgetReport(number=number, remaining=remaining, end=end)
+        self._report = merge_report(
+            self._report, number=number, remaining=remaining, limit=limit, sent=sent, end=end
+        )
 
     async def holds(self, *, number: int, now: float) -> tuple[float, float]:
         return self._deadline, window_hold(self._report, number=number, at=now)
@@ -453,7 +474,8 @@ class RateGate:
         self._admitted += 1  # past the slow start, not yet in flight: counted against it
         probe = not self._answered and not self._probing
         self._probing = self._probing or probe
-        unused: tuple[float, float] | None = None  # (slot, tat) reserved, not used: store time
+        # (slot, tat, number) reserved, not used: store time
+        unused: tuple[float, float, int] | None = None
         number = 0
         try:
             while True:
@@ -471,7 +493,7 @@ class RateGate:
                     give_back=unused,
                 )
                 reserved, number = reservation.slot, reservation.number
-                unused = (reserved, reserved + max(0.0, interval))
+                unused = (reserved, reserved + max(0.0, interval), number)
                 slot = reserved - offset
                 # A shared deadline or slot from a wall clock that stepped (here or in
                 # another process) waits no longer than the longest wait we ever accept.

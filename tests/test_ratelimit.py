@@ -129,7 +129,7 @@ class SharedStore:
         interval: float,
         not_before: float,
         latest: float | None = None,
-        give_back: tuple[float, float] | None = None,
+        give_back: tuple[float, float, int] | None = None,
     ) -> Reservation:
         return await self.inner.reserve(
             now=now, interval=interval, not_before=not_before, latest=latest, give_back=give_back
@@ -475,24 +475,38 @@ async def budget_scenario(reporter: GateStore, reserver: GateStore, start: float
     assert (await reporter.holds(number=4, now=t + 0.2))[1] == 0.0
     # Not used after all (given back): uncounted, and the slot is free again.
     again = await reserver.reserve(
-        now=t + 0.3, interval=0.25, not_before=0.0, give_back=(t + 1, t + 1.25)
+        now=t + 0.3, interval=0.25, not_before=0.0, give_back=(t + 1, t + 1.25, 5)
     )
     assert (again.slot, again.number) == (t + 1, 5)
+    # Given back once another reserved after it (with no interval: the same tat), it
+    # stays counted: no two reservations ever share a number.
+    other = await reserver.reserve(now=t + 0.3, interval=0.0, not_before=0.0)
+    assert (other.slot, other.number) == (t + 1.25, 6)
+    after = await reserver.reserve(
+        now=t + 0.3, interval=0.0, not_before=0.0, give_back=(t + 1, t + 1.25, 5)
+    )
+    assert after.number == 7
     # A later answer of the same window: its end is no later than the earliest one known...
     await reporter.report(number=4, remaining=0, limit=5, sent=t + 0.5, end=t + 1.5)
     assert (await reserver.holds(number=5, now=t + 0.5))[1] == t + 1
     # ...one a little higher, from a later reservation that reached the server a little
-    # before another (other processes), is no new window...
+    # before another (other processes), is no new window, and lends no budget...
     await reporter.report(number=6, remaining=1, limit=5, sent=t + 0.5, end=t + 1.6)
-    assert (await reserver.holds(number=8, now=t + 0.5))[1] == t + 1
-    # ...an earlier reservation's answer, come late, changes nothing...
+    assert (await reserver.holds(number=5, now=t + 0.5))[1] == t + 1
+    # ...an earlier reservation's answer, come late, can only lower it...
     await reporter.report(number=3, remaining=4, limit=5, sent=t, end=t + 0.75)
-    assert (await reserver.holds(number=8, now=t + 0.5))[1] == t + 1
+    assert (await reserver.holds(number=5, now=t + 0.5))[1] == t + 1
+    assert (await reserver.holds(number=4, now=t + 0.5))[1] == 0.0
     # ...and the first answer of the next window replaces it: nothing held, until spent.
     await reporter.report(number=6, remaining=4, limit=5, sent=t + 1, end=t + 2)
     assert (await reserver.holds(number=10, now=t + 1.25))[1] == 0.0
     assert (await reserver.holds(number=11, now=t + 1.25))[1] == t + 2
-    assert (await reserver.holds(number=11, now=t + 2))[1] == 0.0
+    # In that window, answers in either order: the lowest allowance stands.
+    await reporter.report(number=8, remaining=3, limit=5, sent=t + 1.1, end=t + 2.1)
+    assert (await reserver.holds(number=9, now=t + 1.25))[1] == 0.0
+    await reporter.report(number=7, remaining=1, limit=5, sent=t + 1.05, end=t + 2.05)
+    assert (await reserver.holds(number=9, now=t + 1.25))[1] == t + 2
+    assert (await reserver.holds(number=9, now=t + 2))[1] == 0.0
     assert (await reserver.reserve(now=t + 2, interval=0.0, not_before=0.0)).slot == t + 2
 
 

@@ -200,6 +200,8 @@ async def test_fail_mode_raises_a_typed_error_at_once(
         await store.reserve(now=NOW, interval=1.0, not_before=0.0)
     with pytest.raises(CoordinationError):  # during the outage: no new attempt, no wait
         await store.deadline()
+    # An answer already here is never thrown away for Redis: its report is best effort.
+    await store.report(number=1, remaining=3, limit=5, sent=NOW, end=NOW + 1)
 
 
 async def test_an_unreachable_redis_never_hangs_a_call(make: Make) -> None:
@@ -225,6 +227,17 @@ async def test_the_budget_one_process_reports_holds_the_others(
 ) -> None:
     # The same rule as the in-process store's (one scenario for both), across processes.
     await budget_scenario(make().gate_store(KEY), make().gate_store(KEY), NOW)
+
+
+async def test_a_huge_remaining_never_breaks_the_shared_budget(
+    make: Make, redis_server: RedisServer
+) -> None:
+    # Redis would write 1e17 back as "1e+17": an int() of it must never fail every process.
+    store = make().gate_store(KEY)
+    first = await store.reserve(now=NOW, interval=0.0, not_before=0.0)
+    await store.report(number=first.number, remaining=10**17, limit=None, sent=NOW, end=NOW + 1)
+    assert await store.holds(number=first.number + 5, now=NOW) == (0.0, 0.0)
+    assert (await store.reserve(now=NOW, interval=0.0, not_before=0.0)).number == 2
 
 
 async def test_the_redis_password_never_reaches_a_warning(

@@ -109,9 +109,10 @@ end
 local deadline = math.max(tonumber(redis.call('HGET', h, 'deadline') or '0'), floor_deadline)
 local slot = math.max(now, tat, deadline, not_before)
 -- window_hold() of _ratelimit.py: beyond the reported budget, not before the window's end
-local r = redis.call('HMGET', h, 'report_allowed', 'report_end')
-local r_allowed, r_end = tonumber(r[1]), tonumber(r[2])
-if r_allowed ~= nil and r_end ~= nil and slot < r_end and count + 1 > r_allowed then
+local r = redis.call('HMGET', h, 'report_number', 'report_remaining', 'report_end')
+local r_number, r_remaining, r_end = tonumber(r[1]), tonumber(r[2]), tonumber(r[3])
+if r_number ~= nil and r_remaining ~= nil and r_end ~= nil and slot < r_end
+   and count + 1 > r_number + r_remaining then
   slot = r_end
 end
 local number = count + 1
@@ -137,20 +138,20 @@ local remaining = tonumber(ARGV[2])
 local limit = tonumber(ARGV[3])
 local sent = tonumber(ARGV[4])
 local window_end = tonumber(ARGV[5])
-local r = redis.call('HMGET', h, 'report_number', 'report_allowed', 'report_end', 'report_opened')
-local r_number, r_allowed = tonumber(r[1]), tonumber(r[2])
+local r = redis.call('HMGET', h, 'report_number', 'report_remaining', 'report_end',
+                     'report_opened')
+local r_number, r_remaining = tonumber(r[1]), tonumber(r[2])
 local r_end, r_opened = tonumber(r[3]), tonumber(r[4])
-local allowed = number + remaining
 local opened = sent
-if r_number ~= nil and r_allowed ~= nil and r_end ~= nil and r_opened ~= nil then
+if r_number ~= nil and r_remaining ~= nil and r_end ~= nil and r_opened ~= nil then
   if number < r_number then
     if not (r_opened <= sent and sent < r_end) then
       return 0  -- an earlier window's answer, come late
     end
-    number, allowed = r_number, math.min(r_allowed, allowed)
+    number, remaining = r_number, math.min(r_remaining, remaining)
     window_end, opened = r_end, r_opened
   else
-    local left = math.max(0, r_allowed - number)
+    local left = math.max(0, r_number + r_remaining - number)
     local rise
     if limit == nil then
       rise = remaining > left
@@ -158,13 +159,13 @@ if r_number ~= nil and r_allowed ~= nil and r_end ~= nil and r_opened ~= nil the
       rise = remaining == limit - 1 or remaining - left > limit / 2
     end
     if not (sent >= r_end or rise) then
-      allowed = math.min(r_allowed, allowed)
+      remaining = math.min(r_remaining, remaining)
       window_end, opened = math.min(r_end, window_end), r_opened
     end
   end
 end
 redis.call('HSET', h, 'report_number', string.format('%d', number),
-           'report_allowed', string.format('%d', allowed),
+           'report_remaining', string.format('%d', remaining),
            'report_end', string.format('%.6f', window_end),
            'report_opened', string.format('%.6f', opened))
 redis.call('EXPIRE', h, tonumber(ARGV[6]))
@@ -411,7 +412,7 @@ class RedisGateStore:
         return not self._connection.outage  # while Redis is away, each gate its own count
 
     async def holds(self, *, number: int, now: float) -> tuple[float, float]:
-        fields = ("deadline", "report_allowed", "report_end")
+        fields = ("deadline", "report_number", "report_remaining", "report_end")
         try:
             reply = await self._connection.call(lambda r: r.hmget(self._hash, fields))
         except _Unavailable:
@@ -419,10 +420,14 @@ class RedisGateStore:
         if reply[0] is not None:
             self._seen_deadline = max(self._seen_deadline, float(reply[0]))
         window = 0.0
-        allowed, end = reply[1:]
-        if number > 0 and allowed is not None and end is not None:
-            # (window_hold() reads only these two of the report.)
-            report = BudgetReport(number=0, allowed=int(float(allowed)), end=float(end), opened=0)
+        reported, remaining, end = reply[1:]
+        if number > 0 and reported is not None and remaining is not None and end is not None:
+            report = BudgetReport(
+                number=int(float(reported)),
+                remaining=int(float(remaining)),
+                end=float(end),
+                opened=0.0,  # (not read by window_hold)
+            )
             window = window_hold(report, number=number, at=now)
         return self._seen_deadline, window
 

@@ -92,8 +92,8 @@ class Reservation:
 class BudgetReport:
     """The server's word on its current window, as a store keeps it for every gate."""
 
-    number: int  # the latest reservation whose answer was reported
-    allowed: int  # the last reservation number the window's budget allows
+    number: int  # the latest reservation whose answer was reported in this window
+    remaining: int  # the lowest remaining reported in this window
     end: float  # upper bound of the window's end (store time)
     opened: float  # when the window's first reported request was sent (store time)
 
@@ -176,29 +176,29 @@ def merge_report(
     """The store's report once the answer to reservation ``number`` (sent at ``sent``) said
     ``remaining`` in a window that ends by ``end`` (the rule the Redis script repeats).
 
-    Within a window the budget only shrinks: the lowest allowance reported stands, in
-    whatever order the answers come (processes send in nearly, not exactly, the order of
-    their reservations). A later reservation's answer starts a new window when the window
-    is over (sent after its end), when it is the window's first (``limit - 1``), or when
-    it rises past half the limit above what the window allowed; a window whose start was
-    missed is caught by the first request sent after the reported end."""
-    allowed = number + remaining
+    Processes send in nearly, not exactly, the order of their reservations, and the
+    server counts arrivals: within a window, the lowest remaining reported is the count
+    after all the reported requests arrived, so it holds from the highest number reported
+    on, in whatever order the answers come. A later reservation's answer starts a new
+    window when the window is over (sent after its end), when it is the window's first
+    (``limit - 1``), or when it rises past half the limit above what the window had left;
+    a window whose start was missed is caught by the first request sent after its end."""
     if report is None:
-        return BudgetReport(number=number, allowed=allowed, end=end, opened=sent)
+        return BudgetReport(number=number, remaining=remaining, end=end, opened=sent)
     if number < report.number:  # an earlier reservation's answer, come late
         if report.opened <= sent < report.end:
-            return attrs.evolve(report, allowed=min(report.allowed, allowed))
+            return attrs.evolve(report, remaining=min(report.remaining, remaining))
         return report
-    left = max(0, report.allowed - number)  # what the window had left at this number
+    left = max(0, report.number + report.remaining - number)  # left at this number
     if limit is None:
         rise = remaining > left
     else:
         rise = remaining == limit - 1 or remaining - left > limit / 2
     if sent >= report.end or rise:
-        return BudgetReport(number=number, allowed=allowed, end=end, opened=sent)
+        return BudgetReport(number=number, remaining=remaining, end=end, opened=sent)
     return BudgetReport(
         number=number,
-        allowed=min(report.allowed, allowed),
+        remaining=min(report.remaining, remaining),
         end=min(report.end, end),
         opened=report.opened,
     )
@@ -207,7 +207,7 @@ def merge_report(
 def window_hold(report: BudgetReport | None, *, number: int, at: float) -> float:
     """The reported window's end when reservation ``number`` is beyond its budget and ``at``
     is before that end; else 0.0 (the rule the Redis script repeats)."""
-    if report is None or at >= report.end or number <= report.allowed:
+    if report is None or at >= report.end or number <= report.number + report.remaining:
         return 0.0
     return report.end
 

@@ -489,24 +489,22 @@ async def budget_scenario(reporter: GateStore, reserver: GateStore, start: float
     # A later answer of the same window: its end is no later than the earliest one known...
     await reporter.report(number=4, remaining=0, limit=5, sent=t + 0.5, end=t + 1.5)
     assert (await reserver.holds(number=5, now=t + 0.5))[1] == t + 1
-    # ...one a little higher, from a later reservation that reached the server a little
-    # before another (other processes), is no new window, and lends no budget...
-    await reporter.report(number=6, remaining=1, limit=5, sent=t + 0.5, end=t + 1.6)
-    assert (await reserver.holds(number=5, now=t + 0.5))[1] == t + 1
-    # ...an earlier reservation's answer, come late, can only lower it...
-    await reporter.report(number=3, remaining=4, limit=5, sent=t, end=t + 0.75)
+    # ...and an earlier reservation's answer, come late, changes nothing.
+    await reporter.report(number=3, remaining=1, limit=5, sent=t, end=t + 0.75)
     assert (await reserver.holds(number=5, now=t + 0.5))[1] == t + 1
     assert (await reserver.holds(number=4, now=t + 0.5))[1] == 0.0
-    # ...and the first answer of the next window replaces it: nothing held, until spent.
+    # The first answer of the next window replaces it: nothing held, until spent.
     await reporter.report(number=6, remaining=4, limit=5, sent=t + 1, end=t + 2)
     assert (await reserver.holds(number=10, now=t + 1.25))[1] == 0.0
     assert (await reserver.holds(number=11, now=t + 1.25))[1] == t + 2
-    # In that window, answers in either order: the lowest allowance stands.
-    await reporter.report(number=8, remaining=3, limit=5, sent=t + 1.1, end=t + 2.1)
-    assert (await reserver.holds(number=9, now=t + 1.25))[1] == 0.0
-    await reporter.report(number=7, remaining=1, limit=5, sent=t + 1.05, end=t + 2.05)
-    assert (await reserver.holds(number=9, now=t + 1.25))[1] == t + 2
-    assert (await reserver.holds(number=9, now=t + 2))[1] == 0.0
+    await reporter.report(number=8, remaining=2, limit=5, sent=t + 1.1, end=t + 2.1)
+    # Reservation 10 reached the server before 9 (another process's): one more left at
+    # 10 than at 8 is no new window; once 9's answer tells 0, nothing more goes.
+    await reporter.report(number=10, remaining=1, limit=5, sent=t + 1.15, end=t + 2.15)
+    assert (await reserver.holds(number=11, now=t + 1.25))[1] == 0.0
+    await reporter.report(number=9, remaining=0, limit=5, sent=t + 1.12, end=t + 2.12)
+    assert (await reserver.holds(number=11, now=t + 1.25))[1] == t + 2
+    assert (await reserver.holds(number=11, now=t + 2))[1] == 0.0
     assert (await reserver.reserve(now=t + 2, interval=0.0, not_before=0.0)).slot == t + 2
 
 

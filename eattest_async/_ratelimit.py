@@ -137,8 +137,9 @@ class GateStore(Protocol):
         self, *, number: int, remaining: int, limit: int | None, sent: float, end: float
     ) -> None:
         """The answer to reservation ``number`` (sent at ``sent``) said ``remaining`` requests
-        are left in a window that ends by ``end``. Reports of earlier reservations than the
-        stored one are ignored; a report of the same window keeps the earliest end."""
+        are left in a window that ends by ``end``: merged into the stored report as
+        :func:`merge_report` says (within a window, the highest number, the lowest remaining
+        and the earliest end stand; an earlier window's answer, come late, changes nothing)."""
         ...
 
     async def holds(self, *, number: int, now: float) -> tuple[float, float]:
@@ -662,8 +663,8 @@ class RateGate:
             self.cool_down(retry_after)
         await self._share_deadline()
         if info is not None and ticket is not None and not self._local:
-            # The budget every process paces by is the latest answer's, whoever got it: the
-            # store holds each reservation beyond it (in this process, the gate itself does).
+            # The budget every process paces by is what the answers report, whoever got
+            # them: the store holds each reservation beyond it (a local gate does it itself).
             offset = self._offset(now)
             await self._store.report(
                 number=ticket.number,

@@ -442,15 +442,6 @@ class RedisGateStore:
             pass
         return self._seen_deadline
 
-    async def deadline(self) -> float:
-        try:
-            reply = await self._connection.call(lambda r: r.hget(self._hash, "deadline"))
-            if reply is not None:
-                self._seen_deadline = max(self._seen_deadline, float(reply))
-        except _Unavailable:
-            pass
-        return self._seen_deadline
-
 
 # -- the token store ------------------------------------------------------------------------
 

@@ -143,8 +143,9 @@ class GateStore(Protocol):
         ...
 
     async def holds(self, *, number: int, now: float) -> tuple[float, float]:
-        """What holds reservation ``number`` at ``now``: (the cooldown deadline in force, the
-        end of a window whose reported budget it exceeds, or 0.0)."""
+        """What holds reservation ``number`` at ``now``: (the cooldown deadline in force, 0.0
+        when none was ever set; the end of a window whose reported budget it exceeds, or
+        0.0). Number 0 reads the deadline alone."""
         ...
 
     @property
@@ -158,10 +159,6 @@ class GateStore(Protocol):
 
         Returns the deadline now in force.
         """
-        ...
-
-    async def deadline(self) -> float:
-        """The cooldown deadline in force (0.0 when none was ever set)."""
         ...
 
 
@@ -260,9 +257,6 @@ class LocalGateStore:
 
     async def extend_deadline(self, until: float) -> float:
         self._deadline = max(self._deadline, until)
-        return self._deadline
-
-    async def deadline(self) -> float:
         return self._deadline
 
 

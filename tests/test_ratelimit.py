@@ -148,9 +148,6 @@ class SharedStore:
     async def extend_deadline(self, until: float) -> float:
         return await self.inner.extend_deadline(until)
 
-    async def deadline(self) -> float:
-        return await self.inner.deadline()
-
 
 async def drive(
     vt: VirtualTime,
@@ -458,6 +455,11 @@ async def test_processes_sharing_a_store_share_the_announced_budget(processes: i
     assert server.responses_429 == 0
     assert server.early == 0
     assert 400 / (finished - started) >= 0.95 * 40
+
+
+async def deadline_in(store: GateStore) -> float:
+    """The cooldown deadline a store holds (what every gate reads at its wake-up)."""
+    return (await store.holds(number=0, now=0.0))[0]
 
 
 async def budget_scenario(reporter: GateStore, reserver: GateStore, start: float) -> None:

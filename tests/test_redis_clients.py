@@ -27,6 +27,7 @@ from eattest_async.simulator import FaultAction, Simulator
 
 from .conftest import client_for
 from .redis_server import RedisServer, redis_server
+from .test_ratelimit import deadline_in
 
 __all__ = ["redis_server"]  # the fixture, imported to be used here
 
@@ -88,7 +89,7 @@ async def test_a_429_seen_by_one_worker_holds_every_worker(
             group.start_soon(first.account.get)  # meets the 429, retried after it
             # The deadline is in Redis (a condition in another component: polled, bounded).
             with anyio.fail_after(30):
-                while await shared.deadline() <= time.time():  # noqa: ASYNC110
+                while await deadline_in(shared) <= time.time():  # noqa: ASYNC110
                     await anyio.sleep(0.01)
             await second.account.get()  # never met the 429, yet held until the deadline
     await watcher.aclose()
@@ -118,7 +119,6 @@ async def test_the_first_request_goes_alone_even_when_the_store_awaits(
             return await store.reserve(**arguments)
 
         extend_deadline = store.extend_deadline
-        deadline = store.deadline
         report = store.report
         holds = store.holds
         shares_budget = True

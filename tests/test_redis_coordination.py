@@ -31,7 +31,7 @@ from eattest_async._coordination import (
 from eattest_async._ratelimit import GateStore
 
 from .redis_server import RedisServer, redis_server
-from .test_ratelimit import budget_scenario
+from .test_ratelimit import budget_scenario, deadline_in
 
 __all__ = ["redis_server"]  # the fixture, imported to be used here
 
@@ -91,12 +91,12 @@ async def test_a_deadline_is_extended_never_shortened_and_seen_by_every_process(
 ) -> None:
     first = make().gate_store(KEY)
     second = make().gate_store(KEY)  # another process
-    assert await first.deadline() == 0.0
+    assert await deadline_in(first) == 0.0
     assert await first.extend_deadline(NOW + 30) == NOW + 30
     assert await second.extend_deadline(NOW + 5) == NOW + 30  # shorter: ignored
-    assert await second.deadline() == NOW + 30
+    assert await deadline_in(second) == NOW + 30
     assert await second.extend_deadline(NOW + 40) == NOW + 40
-    assert await first.deadline() == NOW + 40
+    assert await deadline_in(first) == NOW + 40
 
 
 async def test_concurrent_reservations_get_distinct_slots_spaced_by_the_interval(
@@ -156,7 +156,7 @@ async def test_an_emptied_redis_resumes_from_what_the_processes_saw(
     # with their numbers) would otherwise outrank every report of the new ones.
     assert (resumed.slot, resumed.number) == (NOW + 51, 2)
     fresh = make().gate_store(KEY)
-    assert await fresh.deadline() == NOW + 50  # written back for the others too
+    assert await deadline_in(fresh) == NOW + 50  # written back for the others too
 
 
 async def test_redis_down_warns_once_falls_back_to_a_share_of_the_rate_and_recovers(
@@ -199,7 +199,7 @@ async def test_fail_mode_raises_a_typed_error_at_once(
     with pytest.warns(CoordinationWarning), pytest.raises(CoordinationError):
         await store.reserve(now=NOW, interval=1.0, not_before=0.0)
     with pytest.raises(CoordinationError):  # during the outage: no new attempt, no wait
-        await store.deadline()
+        await deadline_in(store)
     # An answer already here is never thrown away for Redis: its report is best effort.
     await store.report(number=1, remaining=3, limit=5, sent=NOW, end=NOW + 1)
 
@@ -247,7 +247,7 @@ async def test_the_redis_password_never_reaches_a_warning(
     url = f"redis://user:s3cret-pw@127.0.0.1:{redis_server.port}/0"
     coordinator = make(url, timeout=0.2)
     with pytest.warns(CoordinationWarning) as caught:
-        await coordinator.gate_store(KEY).deadline()
+        await deadline_in(coordinator.gate_store(KEY))
     assert "s3cret-pw" not in str(caught[0].message)
     assert "s3cret-pw" not in repr(coordinator)
 

@@ -71,10 +71,31 @@ def _printable(text: object) -> str:
     r"""``text`` (from a server, a file, an argument) on one line, safe for a terminal:
     whitespace runs become one space, every other control character a visible escape
     (``\x1b``, ``\u202e``), so it is shown and never obeyed."""
-    line = " ".join(str(text).split())
-    return _UNPRINTABLE.sub(
-        lambda m: f"\\x{ord(m[0]):02x}" if ord(m[0]) < 0x100 else f"\\u{ord(m[0]):04x}", line
-    )
+    return _UNPRINTABLE.sub(_visible, " ".join(str(text).split()))
+
+
+def _visible(match: re.Match[str]) -> str:
+    code = ord(match[0])
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+class _PrintableFormatter(logging.Formatter):
+    """The library's log (``EATTEST_LOG``) as the CLI shows everything else: a record's
+    message on one line, its traceback lines indented, server text shown and never obeyed
+    (a message cannot forge a record of its own nor steer the terminal)."""
+
+    def formatMessage(self, record: logging.LogRecord) -> str:
+        return _printable(super().formatMessage(record))
+
+    def formatException(self, ei: Any) -> str:
+        return _indented(super().formatException(ei))
+
+    def formatStack(self, stack_info: str) -> str:
+        return _indented(stack_info)
+
+
+def _indented(text: str) -> str:
+    return "\n".join("  " + _UNPRINTABLE.sub(_visible, line) for line in text.splitlines())
 
 
 def _say(message: str, *, label: str = "error", color: str = "red") -> None:
@@ -1499,7 +1520,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if level:
         if level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
             _fail(f"EATTEST_LOG={level!r}: use debug, info, warning or error", EXIT_USAGE)
-        logging.basicConfig(level=level.upper(), format="%(levelname)s %(name)s: %(message)s")
+        handler = logging.StreamHandler()
+        handler.setFormatter(_PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
+        logging.basicConfig(level=level.upper(), handlers=[handler])
     try:
         code = cli.main(
             args=list(argv) if argv is not None else None,

@@ -10,6 +10,9 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
+import logging
+import os
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -256,3 +259,63 @@ async def test_endless_or_huge_input_files_are_one_line_and_exit_2(tmp_path: Pat
         assert result.exit_code == 2, result.output
         assert words in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+async def test_the_library_log_shows_server_text_and_obeys_none() -> None:
+    # EATTEST_LOG puts the library's own log on stderr; a retried error quotes the server.
+    answered: list[str] = []
+
+    async def handler(request: Request, out: Writer) -> None:
+        if request.path.startswith("/api/v1/account") and not answered:
+            answered.append(request.path)
+            await out.reply(503, {"messages": {"error": [{"code": "E500", "message": EVIL}]}})
+        else:
+            await default_handler(request, out)
+
+    async with Server(handler) as server:
+        env = {
+            **os.environ,
+            "EATTEST_BASE_URL": f"{server.url}/api/v1",
+            "EATTEST_TOKEN_URL": f"{server.url}/token",
+            "EATTEST_USERNAME": USERNAME,
+            "EATTEST_PASSWORD": PASSWORD,
+            "EATTEST_REDIS_URL": "",
+            "EATTEST_LOG": "info",
+        }
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            "from eattest_async.cli import main; main()",
+            "whoami",
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            stdin=asyncio.subprocess.DEVNULL,
+            env=env,
+        )
+        _, err = await asyncio.wait_for(process.communicate(), 60)
+    shown = err.decode()
+    assert process.returncode == 0, shown
+    assert answered  # the 503 was met, and logged
+    assert "retrying after" in shown
+    assert "\\x1b]52;c;" in shown
+    assert not any(c in shown for c in OBEYED), repr(shown)
+    lines = [line for line in shown.splitlines() if line]
+    assert all(line.startswith(("INFO ", "WARNING ", "DEBUG ", "ERROR ", "  ")) for line in lines)
+
+
+def test_a_logged_traceback_cannot_forge_a_record() -> None:
+    from eattest_async.cli import _PrintableFormatter
+
+    try:
+        raise ValueError(EVIL + "\nERROR eattest_async: forged")
+    except ValueError:
+        record = logging.LogRecord(
+            "eattest_async", logging.ERROR, __file__, 1, "failed: %s", (EVIL,), sys.exc_info()
+        )
+    shown = _PrintableFormatter("%(levelname)s %(name)s: %(message)s").format(record)
+    first, *rest = shown.splitlines()
+    assert first.startswith("ERROR eattest_async: failed: ")
+    assert rest
+    assert all(line.startswith("  ") for line in rest)
+    assert "  ERROR eattest_async: forged" in rest
+    assert not any(c in shown for c in OBEYED), repr(shown)

@@ -13,13 +13,20 @@ import os
 import re
 import tempfile
 import unicodedata
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Mapping
 from pathlib import Path
+from typing import TypeVar
 from urllib.parse import unquote
 
 import anyio
 
-from ._exceptions import IncompleteResponseError, InvalidInputError, ResponseTooLargeError
+from ._exceptions import (
+    EattestError,
+    FileWriteError,
+    IncompleteResponseError,
+    InvalidInputError,
+    ResponseTooLargeError,
+)
 
 __all__ = [
     "check_folder",
@@ -30,6 +37,8 @@ __all__ = [
     "safe_filename",
     "write_atomically",
 ]
+
+T = TypeVar("T")
 
 _MAX_NAME_BYTES = 200
 _RESERVED = re.compile(r'[<>:"/\\|?*\x00-\x1f\x7f]')
@@ -230,10 +239,23 @@ async def write_atomically(
         os.close(descriptor)
         return name
 
-    temp = Path(await anyio.to_thread.run_sync(make_temp))
+    folder = target.parent
+
+    async def local(step: Awaitable[T]) -> T:
+        # The disk's errors (full, quota, size limit, folder gone) typed as such; those of
+        # the network (RequestTimeoutError is an OSError too) pass as they are.
+        try:
+            return await step
+        except OSError as error:
+            if isinstance(error, EattestError):
+                raise
+            raise FileWriteError(folder, error) from error
+
+    temp = Path(await local(anyio.to_thread.run_sync(make_temp)))
     written = 0
     try:
-        async with await anyio.open_file(temp, "wb") as handle:
+        handle = await local(anyio.open_file(temp, "wb"))
+        try:
             async for chunk in chunks:
                 written += len(chunk)
                 if expected_size is not None and written > expected_size:
@@ -243,14 +265,18 @@ async def write_atomically(
                         method=method,
                         path=path,
                     )
-                await handle.write(chunk)
-            await handle.flush()
-            await anyio.to_thread.run_sync(os.fsync, handle.wrapped.fileno())
+                await local(handle.write(chunk))
+            await local(handle.flush())
+            await local(anyio.to_thread.run_sync(os.fsync, handle.wrapped.fileno()))
+        finally:
+            await local(handle.aclose())
         if expected_size is not None and written != expected_size:
             raise IncompleteResponseError(
                 f"file is {written} bytes, {expected_size} were announced", method=method, path=path
             )
-        final = await anyio.to_thread.run_sync(lambda: publish(temp, target, overwrite=overwrite))
+        final = await local(
+            anyio.to_thread.run_sync(lambda: publish(temp, target, overwrite=overwrite))
+        )
     except BaseException:
         # Cancellation included: the partial file goes at once. Synchronously, because an
         # await here would itself be cancelled.

@@ -48,6 +48,7 @@ __all__ = [
     "DossierUpdateError",
     "EattestError",
     "EventLoopError",
+    "FileWriteError",
     "ForbiddenError",
     "IncompleteResponseError",
     "InvalidInputError",
@@ -223,6 +224,20 @@ class ResponseTooLargeError(UnexpectedResponseError):
 class RedirectError(UnexpectedResponseError):
     """A redirect that is not followed: a malformed or unsafe ``Location`` (plain http,
     or a body or credentials that would cross to another origin), or too many of them."""
+
+
+class FileWriteError(EattestError, OSError):
+    """A download could not be written where asked (disk full, quota, file size limit, a
+    folder gone or made read-only meanwhile): nothing was left behind. ``errno`` is the
+    system's; not retried (the next attempt would meet the same disk)."""
+
+    def __init__(self, folder: object, error: OSError) -> None:
+        self.folder = folder
+        reason = error.strerror or str(error) or type(error).__name__
+        super().__init__(error.errno, f"could not write the file into {folder}: {reason}")
+
+    def __str__(self) -> str:
+        return str(self.strerror)
 
 
 class ProcessTimeoutError(EattestError, builtins.TimeoutError):

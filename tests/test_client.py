@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
+import errno
 import logging
+import sys
 import time
 from pathlib import Path
 
 import aiohttp
 import anyio
+import orjson
 import pytest
 
 import eattest_async as ea
@@ -507,6 +511,55 @@ async def test_a_failed_download_leaves_no_file(sim: Simulator, tmp_path: Path, 
         with pytest.raises(ea.IncompleteResponseError):
             await client.files.download(dossier_id, document_id, info.file_id or 0, dest=tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+_FILLING_DISK = """
+import asyncio, json, resource, signal, sys
+import eattest_async as ea
+base_url, token_url, username, password, dest, ids, limit = sys.argv[1:]
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails: EFBIG
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(limit), int(limit)))
+async def main():
+    environment = ea.Environment.custom(base_url=base_url, token_url=token_url, name="sim")
+    async with ea.Client(environment, username=username, password=password) as client:
+        try:
+            await client.files.download(*map(int, ids.split(",")), dest=dest)
+        except ea.EattestError as error:
+            print(json.dumps({"type": type(error).__name__, "errno": getattr(error, "errno", 0),
+                              "oserror": isinstance(error, OSError), "message": str(error)}))
+asyncio.run(main())
+"""
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+async def test_a_disk_that_fills_up_mid_download_is_a_typed_error_and_leaves_nothing(
+    sim: Simulator, client: ea.Client, tmp_path: Path
+) -> None:
+    dossier_id, document_id, info = await first_file(client)
+    assert (info.file_size or 0) > 100
+    # Another process, whose files may not grow past 100 bytes: the disk "fills up" then.
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _FILLING_DISK,
+        sim.base_url,
+        sim.token_url,
+        sim.username,
+        sim.password,
+        str(tmp_path),
+        f"{dossier_id},{document_id},{info.file_id}",
+        "100",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await asyncio.wait_for(process.communicate(), 60)
+    assert process.returncode == 0, err.decode()
+    outcome = orjson.loads(out)
+    assert outcome["type"] == "FileWriteError"
+    assert outcome["errno"] == errno.EFBIG
+    assert outcome["oserror"]
+    assert outcome["message"].startswith(f"could not write the file into {tmp_path}: ")
+    assert list(tmp_path.iterdir()) == []  # no partial file, no temp file
 
 
 async def test_a_download_retried_after_a_cut_completes_whole(

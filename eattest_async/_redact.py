@@ -256,7 +256,12 @@ class Redactor:
 
     def scrub(self, error: BaseException) -> None:
         """Redact, in place, the message and every text attribute of ``error`` and of the
-        library's errors it was caused by."""
+        library's errors it was caused by; cut any other error from the chain.
+
+        A foreign error cannot be redacted: aiohttp's keep the request they answer (its
+        Authorization header with it) and quote the server's raw bytes. What it said is in
+        our error's message already (redacted here), so it does not leave with ours.
+        """
         seen: set[int] = set()
         current: BaseException | None = error
         while current is not None and id(current) not in seen:
@@ -266,4 +271,14 @@ class Redactor:
                 for name, value in list(vars(current).items()):
                     if not name.startswith("__"):
                         setattr(current, name, self._value(value))
+                notes = getattr(current, "__notes__", None)
+                if isinstance(notes, list):
+                    notes[:] = [str(self._value(note)) for note in notes]
+            if current.__cause__ is not None and not isinstance(current.__cause__, EattestError):
+                current.__cause__ = None
+            if current.__context__ is not None and not isinstance(
+                current.__context__, EattestError
+            ):
+                current.__context__ = None
+                current.__suppress_context__ = True
             current = current.__cause__ or current.__context__

@@ -23,6 +23,7 @@ origin is then refused. Its connector's ``limit``/``limit_per_host`` bound our s
 from __future__ import annotations
 
 import asyncio
+import re
 import ssl as _ssl
 from collections.abc import AsyncIterator, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -48,6 +49,7 @@ __all__ = ["AiohttpTransport", "Response", "Transport", "translate"]
 _REDIRECTS = frozenset({301, 302, 303, 307, 308})
 _MAX_REDIRECTS = 5
 _CHUNK = 64 * 1024
+_REASON_CHARS = 120  # of what a foreign error says, kept in ours
 _FAILURES = (aiohttp.ClientError, asyncio.TimeoutError, TimeoutError, ConnectionError)
 _NO_TIMEOUT = aiohttp.ClientTimeout(total=None, connect=None, sock_read=None, sock_connect=None)
 
@@ -127,7 +129,21 @@ def translate(exc: BaseException, method: str, path: str) -> TransportError:
         return IncompleteResponseError(
             f"connection failed mid-exchange ({exc})", method=method, path=path
         )
-    return TransportError(f"HTTP exchange failed: {type(exc).__name__}", method=method, path=path)
+    reason = _describe(exc)
+    return TransportError(
+        f"HTTP exchange failed: {type(exc).__name__}" + (f": {reason}" if reason else ""),
+        method=method,
+        path=path,
+    )
+
+
+def _describe(exc: BaseException) -> str:
+    """What went wrong, in aiohttp's words, without what it quotes: a parser error quotes
+    the server's raw bytes ("Bad status line: Invalid status code: b'...'"), where a token
+    written back would be, possibly cut where no redaction could recognise it."""
+    text = exc.message if isinstance(exc, aiohttp.ClientResponseError) else str(exc)
+    text = re.split(r"""(?:\bb)?['"`]""", str(text), maxsplit=1)[0]
+    return " ".join(text.split()).rstrip(" :,")[:_REASON_CHARS]
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

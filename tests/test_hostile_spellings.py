@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import traceback
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
@@ -352,3 +353,96 @@ async def test_a_huge_server_text_is_cut_in_errors_and_logs(
             assert all(len(text) <= 300 for text in error.messages)
     assert server.count("/api") == 3  # the 500 was retried once: one log line of it
     assert max(len(record.getMessage()) for record in caplog.records) < 2_000
+
+
+# -- 7. an answer aiohttp cannot parse, quoting the token ------------------------------------
+
+
+def chain_texts(error: BaseException) -> str:
+    """Every text reachable from an error: str, repr, args, notes, attributes, traceback,
+    through its causes and contexts."""
+    texts: list[str] = []
+    seen: set[int] = set()
+    stack: list[BaseException | None] = [error]
+    while stack:
+        current = stack.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        texts += [str(current), repr(current), repr(current.args)]
+        texts.append(repr(getattr(current, "__notes__", None)))
+        texts.append(repr(getattr(current, "__dict__", None)))
+        texts.append("".join(traceback.format_exception(current)))
+        stack += [current.__cause__, current.__context__]
+    return "\n".join(texts)
+
+
+MALFORMED = {
+    "status line": "HTTP/1.1 2x0 {token}\r\n\r\n",
+    "header": "HTTP/1.1 200 OK\r\nX-Echo: {token}\x01\r\nContent-Length: 2\r\n\r\n{{}}",
+    "content length": "HTTP/1.1 200 OK\r\nContent-Length: {token}\r\n\r\n",
+    "chunk size": (
+        "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\n\r\n{token}\r\n"
+    ),
+}
+
+
+@pytest.mark.parametrize("malformed", list(MALFORMED))
+async def test_an_answer_that_cannot_be_parsed_leaves_no_token_in_the_error_chain(
+    malformed: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # aiohttp's parser error quotes the server's bytes, and keeps the request it answers,
+    # its Authorization header included: none of it may leave with our error.
+    sent: list[str] = []
+
+    async def handler(request: Request, out: Writer) -> None:
+        if request.path.startswith("/token"):
+            await out.reply(200, token_answer())
+            return
+        sent.append(request.headers["Authorization"])
+        await out.raw(MALFORMED[malformed].format(token=request.headers["Authorization"]).encode())
+
+    caplog.set_level(logging.DEBUG, logger="eattest_async")
+    async with serving(handler) as server, client(server, account_id=ACCOUNT_ID) as opened:
+        with pytest.raises(ea.EattestError) as info:  # TransportError, or a lenient parse
+            await opened.dossiers.get(1)
+    assert sent
+    token = sent[0].removeprefix("Bearer ")
+    texts = (chain_texts(info.value) + caplog.text).lower()
+    pieces = {token[i : i + 24].lower() for i in range(0, len(token) - 24, 8)}
+    assert not [piece for piece in pieces if piece in texts]  # not whole, not a part cut short
+    assert "GET" in str(info.value)  # still says which call failed
+
+
+async def test_an_answer_that_cannot_be_parsed_says_why_in_a_bounded_line() -> None:
+    async def handler(request: Request, out: Writer) -> None:
+        if request.path.startswith("/token"):
+            await out.reply(200, token_answer())
+            return
+        await out.raw(b"HTTP/1.1 2x0 " + b"y" * 5000 + b"\r\n\r\n")
+
+    async with serving(handler) as server, client(server, account_id=ACCOUNT_ID) as opened:
+        with pytest.raises(ea.TransportError) as info:
+            await opened.dossiers.get(1)
+    message = str(info.value)
+    assert "status line" in message.lower()
+    assert len(message) < 400
+    assert info.value.__cause__ is None
+
+
+def test_scrub_redacts_notes_and_cuts_foreign_errors_from_the_chain() -> None:
+    redactor = Redactor(lambda: [PASSWORD])
+    try:
+        try:
+            raise OSError(f"quoting {PASSWORD}")
+        except OSError as foreign:
+            raise ea.ServerError("upstream", status=502, method="GET", path="/x") from foreign
+    except ea.ServerError as caught:
+        error = caught
+    error.add_note(f"while sending {PASSWORD.upper()}")
+    redactor.scrub(error)
+    assert error.__cause__ is None
+    assert error.__context__ is None
+    assert "hunter2" not in chain_texts(error).lower()
+    assert error.__notes__ == ["while sending [redacted]"]

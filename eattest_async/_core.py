@@ -478,23 +478,29 @@ class Core:
                         return _REPLAY  # renew after this exchange closed its connection
                     return await consume(response)
 
-                outcome = await self._exchange(
-                    self.gate,
-                    request.method,
-                    url,
-                    path=request.path,
-                    headers=sent,
-                    params=request.query or None,
-                    body=request.body,
-                    deadline=deadline,
-                    timeout=timeout,
-                    consume=handle,
-                )
-                if isinstance(outcome, _Replay):
-                    assert token is not None
-                    await flow.renew(token, deadline=deadline)
-                    continue
-                return await finish(outcome)
+                try:
+                    outcome = await self._exchange(
+                        self.gate,
+                        request.method,
+                        url,
+                        path=request.path,
+                        headers=sent,
+                        params=request.query or None,
+                        body=request.body,
+                        deadline=deadline,
+                        timeout=timeout,
+                        consume=handle,
+                    )
+                    if not isinstance(outcome, _Replay):
+                        return await finish(outcome)
+                except EattestError as error:
+                    # Redacted with the token this request carried: while it was on its
+                    # way, renewals may have pushed it out of what the manager remembers.
+                    if token is not None:
+                        self.redactor.also(token.access.reveal()).scrub(error)
+                    raise
+                assert token is not None
+                await flow.renew(token, deadline=deadline)
 
         with self._scrubbing():
             return await retrying(

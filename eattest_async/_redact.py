@@ -233,6 +233,12 @@ class Redactor:
     def __init__(self, secrets: Callable[[], Iterable[str]]) -> None:
         self._secrets = secrets
 
+    def also(self, *secrets: str) -> Redactor:
+        """This redactor, knowing ``secrets`` too (a token a request carried, which its
+        manager may have forgotten since: renewals keep only the last few)."""
+        known = self._secrets
+        return Redactor(lambda: (*known(), *secrets))
+
     def _known(self) -> tuple[str, ...]:
         return tuple(sorted({s for s in self._secrets() if len(s) >= MIN_SECRET}))
 

@@ -6,6 +6,7 @@ tested as functions."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import traceback
@@ -446,3 +447,75 @@ def test_scrub_redacts_notes_and_cuts_foreign_errors_from_the_chain() -> None:
     assert error.__context__ is None
     assert "hunter2" not in chain_texts(error).lower()
     assert error.__notes__ == ["while sending [redacted]"]
+
+
+# -- 8. a token quoted back after renewals pushed it out of the manager's memory -------------
+
+
+def _pieces(token: str) -> set[str]:
+    return {token[i : i + 24].lower() for i in range(0, len(token) - 24, 8)}
+
+
+async def test_a_token_quoted_back_long_after_it_was_sent_is_still_redacted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    grants: list[str] = []
+    renewed = anyio.Event()
+
+    async def handler(request: Request, out: Writer) -> None:
+        if request.path.startswith("/token"):
+            answer = token_answer(len(grants) + 1)
+            grants.append(answer["access_token"])
+            if len(grants) >= 8:
+                renewed.set()
+            await out.reply(200, answer)
+        elif request.path.endswith("/dossiers/1"):
+            # The slow answer, once several renewals went by, quotes the token it got.
+            await renewed.wait()
+            token = request.headers["Authorization"]
+            await out.reply(404, {"status": 404, "message": f"nothing for {token}"})
+        else:
+            await out.reply(401, {"error": "invalid_token"})  # each call renews twice
+
+    caplog.set_level(logging.DEBUG, logger="eattest_async")
+    async with serving(handler) as server, client(server, account_id=ACCOUNT_ID) as opened:
+        slow = asyncio.ensure_future(opened.dossiers.get(1))
+        for number in range(2, 6):
+            with pytest.raises(ea.UnauthorizedError):
+                await opened.dossiers.get(number)
+        with pytest.raises(ea.NotFoundError) as info:
+            await slow
+    assert len(grants) >= 8
+    texts = (chain_texts(info.value) + caplog.text).lower()
+    assert not [piece for piece in _pieces(grants[0]) if piece in texts]
+    assert "[redacted]" in str(info.value)
+
+
+async def test_tokens_quoted_back_by_401s_to_many_calls_at_once_are_all_redacted(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    grants: list[str] = []
+
+    async def handler(request: Request, out: Writer) -> None:
+        if request.path.startswith("/token"):
+            answer = token_answer(len(grants) + 1)
+            grants.append(answer["access_token"])
+            await out.reply(200, answer)
+            return
+        token = request.headers["Authorization"]
+        await out.reply(
+            401,
+            {"error": "invalid_token", "error_description": f"{token} revoked".upper()},
+            WWW_Authenticate=f'Bearer error="invalid_token", token="{token}"',
+        )
+
+    caplog.set_level(logging.DEBUG, logger="eattest_async")
+    async with serving(handler) as server, client(server, account_id=ACCOUNT_ID) as opened:
+        outcomes = await asyncio.gather(
+            *(opened.dossiers.get(number) for number in range(1, 21)), return_exceptions=True
+        )
+    assert all(isinstance(outcome, ea.UnauthorizedError) for outcome in outcomes)
+    assert len(grants) > 5  # more renewals than the manager remembers tokens
+    texts = "\n".join(chain_texts(o) for o in outcomes if isinstance(o, BaseException))
+    texts = (texts + caplog.text).lower()
+    assert not [p for token in grants for p in _pieces(token) if p in texts]

@@ -25,6 +25,7 @@ import logging
 import math
 import random
 import time
+import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -36,7 +37,7 @@ from . import _protocol
 from ._auth import AuthFlow, Token, TokenManager
 from ._config import Environment, Limits, RetryPolicy, Timeouts
 from ._converter import structure
-from ._downloads import choose_target, write_atomically
+from ._downloads import Inflater, choose_target, write_atomically
 from ._exceptions import (
     ApiError,
     ClientClosedError,
@@ -72,6 +73,7 @@ async def _as_is(value: T) -> T:
 # compress by (PDFs barely, text ~10 times), far below a gzip bomb (~1000 times). Judged
 # only past the floor, so that a small, very compressible file is never refused.
 _MAX_EXPANSION = 100
+_CHUNK_OUT = 256 * 1024  # bytes of a compressed file decoded at a time
 _EXPANSION_FLOOR = 8 * 1024 * 1024
 
 
@@ -386,6 +388,7 @@ class Core:
         params: tuple[tuple[str, str], ...] | None = None,
         body: bytes | None = None,
         form: Mapping[str, str] | None = None,
+        decompress: bool = True,
     ) -> T:
         """gate -> transport -> note the answer -> consume. No retry here."""
         await gate.acquire(deadline=deadline)
@@ -402,6 +405,7 @@ class Core:
                 body=body,
                 form=form,
                 timeout=timeout,
+                decompress=decompress,
             ) as response:
                 answered = True
                 await self._note_answer(gate, response.status, response.headers)
@@ -459,6 +463,7 @@ class Core:
         consume: Callable[[Response], Awaitable[R]],
         finish: Callable[[R], Awaitable[T]],
         may_repeat: bool,
+        decompress: bool = True,
     ) -> T:
         """One call: the retry loop around attempts of token -> exchange -> 401 rule ->
         ``finish`` (what is done with the answer once its connection went back to the pool:
@@ -490,6 +495,7 @@ class Core:
                         deadline=deadline,
                         timeout=timeout,
                         consume=handle,
+                        decompress=decompress,
                     )
                     if not isinstance(outcome, _Replay):
                         return await finish(outcome)
@@ -628,17 +634,26 @@ class Core:
         # is still read right, its Content-Length then counting the bytes on the wire.
         headers = {"Accept": "*/*", "Accept-Encoding": "identity"}
         return await self._authenticated(
-            request, url, headers, timeout=timeout, consume=consume, finish=_as_is, may_repeat=True
+            request,
+            url,
+            headers,
+            timeout=timeout,
+            consume=consume,
+            finish=_as_is,
+            may_repeat=True,
+            decompress=False,  # undone by _file_chunks, which checks the stream ends whole
         )
 
     async def _file_chunks(self, response: Response, *, path: str) -> AsyncIterator[bytes]:
-        """A file body, bounded whatever the server announces (or does not).
+        """A file body, decoded and bounded whatever the server announces (or does not).
 
         Always ``Limits.max_download_bytes`` as written (decoded); an identity body's
-        Content-Length beyond it is refused unread. A compressed body may not expand more
-        than ``_MAX_EXPANSION`` times its bytes on the wire (a gzip bomb: ~1000 times), and
-        its wire bytes must be the Content-Length. A chunk past a bound is never yielded, so
-        never written.
+        Content-Length beyond it is refused unread. A compressed body (sent although we
+        asked for none) is decoded here, a piece of at most ``_CHUNK_OUT`` bytes at a time:
+        it may not expand more than ``_MAX_EXPANSION`` times its bytes on the wire (a gzip
+        bomb: ~1000 times), its wire bytes must be the Content-Length, and its stream must
+        end whole (a gzip cut short is otherwise a shorter file, as good as any). A piece
+        past a bound is never yielded, so never written.
         """
         cap = self.limits.max_download_bytes
 
@@ -647,33 +662,50 @@ class Core:
                 f"the file {what}; stopped", status=response.status, method="GET", path=path
             )
 
-        announced = _content_length(response.headers)
-        compressed = not _identity(response.headers)
-        if not compressed and announced is not None and announced > cap:
-            raise too_large(f"announces {announced} bytes, more than the limit of {cap} bytes")
-        decoded = 0
-        async for chunk in response.chunks():
-            decoded += len(chunk)
-            if decoded > cap:
-                raise too_large(
-                    f"is more than the limit of {cap} bytes (Limits.max_download_bytes)"
-                )
-            if (
-                compressed
-                and decoded > _EXPANSION_FLOOR
-                and decoded > _MAX_EXPANSION * response.raw_bytes
-            ):
-                raise too_large(
-                    f"expands more than {_MAX_EXPANSION} times its {response.raw_bytes} "
-                    "compressed bytes (a decompression bomb?)"
-                )
-            yield chunk
-        if compressed and announced is not None and response.raw_bytes != announced:
-            raise IncompleteResponseError(
-                f"{response.raw_bytes} compressed bytes received, {announced} were announced",
+        def incomplete(what: str) -> IncompleteResponseError:
+            return IncompleteResponseError(f"the file {what}", method="GET", path=path)
+
+        encoding = response.headers.get("Content-Encoding", "")
+        try:
+            inflater = Inflater(encoding)
+        except ValueError:
+            raise UnexpectedResponseError(
+                f"unexpected response: a file sent with Content-Encoding {encoding[:40]!r}, "
+                "which this client does not decode",
+                status=response.status,
                 method="GET",
                 path=path,
-            )
+            ) from None
+        announced = _content_length(response.headers)
+        if inflater.identity and announced is not None and announced > cap:
+            raise too_large(f"announces {announced} bytes, more than the limit of {cap} bytes")
+        wire = decoded = 0
+
+        def checked(piece: bytes) -> bytes:
+            nonlocal decoded
+            decoded += len(piece)
+            if decoded > cap:
+                raise too_large(f"is more than {cap} bytes (Limits.max_download_bytes)")
+            if not inflater.identity and decoded > max(_EXPANSION_FLOOR, _MAX_EXPANSION * wire):
+                raise too_large(
+                    f"expands more than {_MAX_EXPANSION} times its {wire} compressed bytes "
+                    "(a decompression bomb?)"
+                )
+            return piece
+
+        try:
+            async for chunk in response.chunks():
+                wire += len(chunk)
+                for piece in inflater.feed(chunk, _CHUNK_OUT):
+                    yield checked(piece)
+            for piece in inflater.finish(_CHUNK_OUT):
+                yield checked(piece)
+        except zlib.error as error:
+            raise incomplete(f"is not a whole {encoding.strip()} stream ({error})") from None
+        if not inflater.complete:
+            raise incomplete(f"ended before its {encoding.strip()} stream did ({wire} bytes)")
+        if not inflater.identity and announced is not None and wire != announced:
+            raise incomplete(f"came in {wire} compressed bytes, {announced} were announced")
 
     async def send_token_form(
         self, form: Mapping[str, str], *, deadline: float

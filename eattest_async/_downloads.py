@@ -13,7 +13,8 @@ import os
 import re
 import tempfile
 import unicodedata
-from collections.abc import AsyncIterator, Awaitable, Mapping
+import zlib
+from collections.abc import AsyncIterator, Awaitable, Iterator, Mapping
 from pathlib import Path
 from typing import TypeVar
 from urllib.parse import unquote
@@ -29,6 +30,7 @@ from ._exceptions import (
 )
 
 __all__ = [
+    "Inflater",
     "check_folder",
     "choose_target",
     "filename_from_disposition",
@@ -64,6 +66,84 @@ _CHARSETS = {
     "latin1": "latin-1",
     "latin-1": "latin-1",
 }
+
+
+class Inflater:
+    """A file body's Content-Encoding undone as it arrives: ``identity``, ``gzip`` (several
+    members too; bytes after the last one ignored, as ``gzip -d`` does) or ``deflate``
+    (zlib-wrapped, or raw as some servers send it); any other is a ValueError. Each piece
+    it gives is at most ``size`` bytes, so that a bomb is stopped by its first pieces;
+    ``complete`` says whether the stream ended whole. A corrupt stream is a ``zlib.error``.
+    """
+
+    def __init__(self, encoding: str) -> None:
+        name = encoding.strip().lower()
+        self.identity = name in ("", "identity")
+        if not self.identity and name not in ("gzip", "x-gzip", "deflate"):
+            raise ValueError(name)
+        self._gzip = name in ("gzip", "x-gzip")
+        self._decoder: zlib._Decompress | None = None
+        self._head = b""  # a member's first byte, until the second says what follows
+        self._members = 0  # ended so far
+        self._trailing = False  # after the last gzip member: ignored
+
+    @property
+    def complete(self) -> bool:
+        return self.identity or (self._members > 0 and self._decoder is None and not self._head)
+
+    def _start(self, data: bytes) -> zlib._Decompress | None:
+        """The decoder of the member ``data`` begins, None for trailing bytes."""
+        if self._gzip:
+            if data[:2] == b"\x1f\x8b":
+                return zlib.decompressobj(16 + zlib.MAX_WBITS)
+            if self._members:
+                return None
+            raise zlib.error("not a gzip stream")
+        if self._members:
+            raise zlib.error("data after the end of the deflate stream")
+        # RFC 9110's deflate is the zlib format; raw deflate is a common mistake.
+        wrapped = data[0] & 0x0F == 8 and int.from_bytes(data[:2], "big") % 31 == 0
+        return zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+
+    def feed(self, data: bytes, size: int) -> Iterator[bytes]:
+        if self.identity:
+            for start in range(0, len(data), size):
+                yield data[start : start + size]
+            return
+        data, self._head = self._head + data, b""
+        while data and not self._trailing:
+            if self._decoder is None:
+                if len(data) < 2:
+                    self._head = data
+                    return
+                decoder = self._start(data)
+                if decoder is None:
+                    self._trailing = True
+                    return
+                self._decoder = decoder
+            decoder = self._decoder
+            piece = decoder.decompress(data, size)
+            if piece:
+                yield piece
+            if decoder.eof:
+                self._members += 1
+                self._decoder, data = None, decoder.unused_data
+            else:
+                data = decoder.unconsumed_tail
+
+    def finish(self, size: int) -> Iterator[bytes]:
+        """What the decoder still holds, once the body is all in."""
+        decoder = self._decoder
+        if decoder is None:
+            return
+        while piece := decoder.decompress(decoder.unconsumed_tail, size):
+            yield piece
+        rest = decoder.flush()
+        for start in range(0, len(rest), size):
+            yield rest[start : start + size]
+        if decoder.eof:
+            self._members += 1
+            self._decoder = None
 
 
 def filename_from_disposition(header: str | None) -> str | None:

@@ -11,7 +11,8 @@ errors into ours.
 
 A session injected by the caller is used as it is, but every request sets
 ``raise_for_status=False``, ``allow_redirects=False``, ``middlewares=()`` and
-``auto_decompress=True`` and disables its timeouts (ours apply); aiohttp's silent re-send
+``auto_decompress`` (on, but for files: the core checks their compressed stream is whole)
+and disables its timeouts (ours apply); aiohttp's silent re-send
 of idempotent requests on a dropped keep-alive connection is switched off on it too.
 Such a session must not retry, redirect, or raise on statuses by other means (a subclass
 overriding ``_request``, a custom connector): our single retry loop would be bypassed.
@@ -94,9 +95,11 @@ class Transport(Protocol):
         body: bytes | None = None,
         form: Mapping[str, str] | None = None,
         timeout: float,
+        decompress: bool = True,
     ) -> AbstractAsyncContextManager[Response]:
         """Send one request; within the block, read the answer. ``timeout`` bounds the whole
-        exchange (the block included) but not the wait for a free connection."""
+        exchange (the block included) but not the wait for a free connection. Without
+        ``decompress``, ``chunks()`` are the body as sent (its Content-Encoding kept)."""
         ...
 
 
@@ -299,13 +302,14 @@ class AiohttpTransport:
         body: bytes | None = None,
         form: Mapping[str, str] | None = None,
         timeout: float,
+        decompress: bool = True,
     ) -> AsyncIterator[Response]:
         session = self._require()
         async with self._slots:
             try:
                 with anyio.fail_after(timeout):
                     async with self._follow(
-                        session, method, url, path, headers, params, form or body
+                        session, method, url, path, headers, params, form or body, decompress
                     ) as response:
                         yield _AiohttpResponse(response, method, path)
             except TransportError:
@@ -328,6 +332,7 @@ class AiohttpTransport:
         headers: Mapping[str, str],
         params: tuple[tuple[str, str], ...] | None,
         data: Any,
+        decompress: bool,
     ) -> AsyncIterator[aiohttp.ClientResponse]:
         current_url, current_headers, current_method = url, dict(headers), method
         current_params = params
@@ -341,7 +346,7 @@ class AiohttpTransport:
                 allow_redirects=False,
                 raise_for_status=False,
                 middlewares=(),  # an injected session's (retrying?) middlewares: not ours
-                auto_decompress=True,
+                auto_decompress=decompress,
                 timeout=_NO_TIMEOUT,
                 ssl=self._ssl if self._ssl is not None else True,
             ) as response:

@@ -9,8 +9,10 @@ import gzip
 import itertools
 import json
 import logging
+import random
 import subprocess
 import sys
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +165,95 @@ async def test_a_compressed_download_is_compared_on_the_decoded_size(tmp_path: P
             1, 2, 3, dest=tmp_path / "b.pdf", expected_size=len(FILE)
         )
         assert again.read_bytes() == FILE
+
+
+NOISE = random.Random(7).randbytes(100 * 1024)  # does not compress: a cut shows
+
+
+def _cut_stream(encoding: str) -> bytes:
+    whole = {
+        "gzip": gzip.compress(NOISE),
+        "deflate": zlib.compress(NOISE),
+        "raw deflate": zlib.compress(NOISE)[2:-4],  # without the zlib wrapper, as some send
+    }[encoding]
+    return whole[: len(whole) // 2]
+
+
+@pytest.mark.parametrize("framing", ["content-length", "chunked", "close"])
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "raw deflate"])
+async def test_a_compressed_download_cut_short_is_never_saved_as_a_file(
+    encoding: str, framing: str, tmp_path: Path
+) -> None:
+    """Half a compressed stream, its framing whole (a length that matches, a last chunk, a
+    close): a shorter file, as good as any to the framing; only the stream says it is cut."""
+    body = _cut_stream(encoding)
+
+    async def handler(request: Request, out: Writer) -> None:
+        if request.path.startswith("/token"):
+            await out.reply(200, token_answer())
+            return
+        fields = {"Content-Type": "application/pdf", "Content-Encoding": encoding.split()[-1]}
+        if framing == "content-length":
+            fields["Content-Length"] = str(len(body))
+            await out.head(200, fields)
+            await out.raw(body)
+        elif framing == "chunked":
+            fields["Transfer-Encoding"] = "chunked"
+            await out.head(200, fields)
+            await out.raw(b"%x\r\n%s\r\n0\r\n\r\n" % (len(body), body))
+        else:
+            fields["Connection"] = "close"
+            await out.head(200, fields)
+            await out.raw(body)
+            out.stream.close()
+
+    async with (
+        serving(handler) as server,
+        server.client(retry=ea.RetryPolicy(attempts=2, initial_backoff=0.01)) as client,
+    ):
+        with anyio.fail_after(30), pytest.raises(ea.IncompleteResponseError, match="stream"):
+            await client.files.download(1, 2, 3, dest=tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    assert server.count("/api") == 2  # retried, as any cut transfer
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate", "raw deflate"])
+async def test_a_whole_compressed_download_is_saved_decoded(encoding: str, tmp_path: Path) -> None:
+    whole = {
+        "gzip": gzip.compress(NOISE[:50_000]) + gzip.compress(NOISE[50_000:]),  # two members
+        "deflate": zlib.compress(NOISE),
+        "raw deflate": zlib.compress(NOISE)[2:-4],
+    }[encoding]
+
+    async def handler(request: Request, out: Writer) -> None:
+        if request.path.startswith("/token"):
+            await out.reply(200, token_answer())
+            return
+        fields = {"Content-Type": "application/pdf", "Content-Encoding": encoding.split()[-1]}
+        await out.head(200, {**fields, "Content-Length": str(len(whole))})
+        for start in range(0, len(whole), 1000):  # in small pieces: a header split too
+            await out.raw(whole[start : start + 1000])
+
+    async with serving(handler) as server, server.client() as client:
+        path = await client.files.download(1, 2, 3, dest=tmp_path, expected_size=len(NOISE))
+    assert path.read_bytes() == NOISE
+
+
+async def test_a_download_in_an_encoding_we_do_not_decode_is_refused(tmp_path: Path) -> None:
+    async def handler(request: Request, out: Writer) -> None:
+        if request.path.startswith("/token"):
+            await out.reply(200, token_answer())
+            return
+        await out.head(200, {"Content-Encoding": "br", "Content-Length": "4"})
+        await out.raw(b"\x0b\x01\x80\x03")
+
+    async with (
+        serving(handler) as server,
+        server.client(retry=ea.RetryPolicy.none()) as client,
+    ):
+        with pytest.raises(ea.UnexpectedResponseError, match="Content-Encoding 'br'"):
+            await client.files.download(1, 2, 3, dest=tmp_path)
+    assert list(tmp_path.iterdir()) == []
 
 
 @pytest.mark.parametrize("mode", ["endless-chunked", "endless-close", "gzip-bomb", "huge-length"])

@@ -306,8 +306,16 @@ def loads(body: bytes) -> Any:
     return orjson.loads(without_bom(body))
 
 
-def _texts(items: object) -> tuple[list[str], list[str]]:
-    """(codes, messages) of a list of message items, objects or plain strings."""
+def _as_is(text: str) -> str:
+    return text
+
+
+def message_texts(
+    items: object, *, redact: Callable[[str], str] = _as_is
+) -> tuple[list[str], list[str]]:
+    """(codes, messages) of a list of message items, objects or plain strings: the first
+    :data:`MAX_ITEMS`, each text ``redact``-ed then clipped (in that order: a cut through a
+    secret would leave its head unrecognised). Redact here any text not redacted already."""
     codes: list[str] = []
     texts: list[str] = []
     if not isinstance(items, list):
@@ -316,11 +324,11 @@ def _texts(items: object) -> tuple[list[str], list[str]]:
         if isinstance(item, Mapping):
             code, text = item.get("code"), item.get("message")
             if isinstance(code, str) and code:
-                codes.append(clip(code, MAX_CODE))
+                codes.append(clip(redact(code), MAX_CODE))
             if text is not None:
-                texts.append(clip(str(text)))
+                texts.append(clip(redact(str(text))))
         elif item is not None:
-            line = str(item)
+            line = redact(str(item))
             texts.append(clip(line))
             found = re.match(r"\s*(E\d{3})\b", line[:MAX_TEXT])
             if found:
@@ -351,7 +359,7 @@ def error_from_response(
     if isinstance(data, Mapping):
         messages = data.get("messages")
         if isinstance(messages, Mapping):
-            codes, texts = _texts(messages.get("error"))
+            codes, texts = message_texts(messages.get("error"))
         for key in ("error", "message", "error_description", "path", "timestamp"):
             value = data.get(key)
             if isinstance(value, (str, int)) and value != "":
@@ -427,7 +435,7 @@ def decipher(
         and isinstance(messages, Mapping)
         and messages.get("error")
     ):
-        codes, texts = _texts(messages.get("error"))
+        codes, texts = message_texts(messages.get("error"))
         cls = error_class_for(status, codes)
         raise cls(
             f"HTTP {status} carrying errors: {texts[0] if texts else ''}",

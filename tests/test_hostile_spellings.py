@@ -519,3 +519,41 @@ async def test_tokens_quoted_back_by_401s_to_many_calls_at_once_are_all_redacted
     texts = "\n".join(chain_texts(o) for o in outcomes if isinstance(o, BaseException))
     texts = (texts + caplog.text).lower()
     assert not [p for token in grants for p in _pieces(token) if p in texts]
+
+
+# -- 17c. server text in a 2xx answer that becomes an error ----------------------------------
+
+
+async def test_a_failed_process_quoting_the_secrets_raises_them_redacted_and_cut() -> None:
+    """A creation process fails with messages that quote the token and the password: its
+    DossierCreationError (built from a 2xx answer, outside the core's error path) has them
+    redacted, each text cut, and only the first few items."""
+    escaped = json.dumps(PASSWORD).replace("/", "\\/")[1:-1]  # as a JSON string quoted in JSON
+
+    async def handler(request: Request, out: Writer) -> None:
+        if request.path.startswith("/token"):
+            await out.reply(200, token_answer())
+            return
+        quoted = request.headers["Authorization"]
+        errors = [
+            {"code": "E101", "message": f"refused {quoted} for {escaped} " + "y" * 5_000},
+            # The password across the cut: redacted before cutting, so no head of it is left.
+            {"code": "E102", "message": "z" * 290 + escaped},
+            {"code": f"E1 {escaped}", "message": "the code quotes it"},
+        ] * 20
+        content = {"processId": "77", "isComplete": True, "isSuccessful": False}
+        await out.reply(200, {"content": {**content, "errors": errors}})
+
+    async with serving(handler) as server, client(server, account_id=ACCOUNT_ID) as opened:
+        with pytest.raises(ea.DossierCreationError) as info:
+            await opened.processes.wait("77", timeout=5)
+    error = info.value
+    texts = [str(error), repr(error), repr(vars(error)), *error.messages, *error.codes]
+    token = token_answer()["access_token"]
+    assert not [t for t in texts if token in t or "hunter2" in t.lower() or "\\/s" in t]
+    assert error.codes[:2] == ("E101", "E102")  # what a caller acts on is kept
+    assert "[redacted]" in error.messages[0]
+    assert all(len(text) <= 300 for text in error.messages)
+    assert all(len(code) <= 32 for code in error.codes)
+    assert len(error.messages) <= 12
+    assert len(str(error)) < 2_000

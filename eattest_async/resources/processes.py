@@ -8,6 +8,7 @@ import anyio
 
 from .._exceptions import DossierCreationError, InvalidInputError, ProcessTimeoutError
 from .._filters import optional
+from .._protocol import message_texts
 from .._validation import check_date
 from ..models import Items, ProcessStatus
 from ._base import Resource, get
@@ -70,8 +71,12 @@ class ProcessesResource(Resource):
         if status is None or not status.complete:
             raise ProcessTimeoutError(process_id, timeout)
         if status.failed and raise_on_failure:
-            codes = [m.code for m in status.errors if m.code]
-            texts = [m.message or "" for m in status.errors]
+            # Server text from a 2xx, which the core does not redact (data stays as sent):
+            # redacted and bounded here, as the core does for every error it builds.
+            codes, texts = message_texts(
+                [{"code": m.code, "message": m.message} for m in status.errors],
+                redact=self._core.redactor.text,
+            )
             raise DossierCreationError(
                 f"dossier creation {process_id} failed",
                 status=None,

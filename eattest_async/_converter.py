@@ -6,7 +6,8 @@ per-field wire names and variant aliases the models declare (v1.1 ``name`` /
 ``listFileInformation`` / ``fileId`` and v1.3 ``documentName`` / ``evidences`` / ``id``...).
 Scalars are read leniently: ``"true"`` is a bool, ``"123"`` an int, dates come with 2, 3
 or 6 fractional digits or a ``+0000`` offset. A value that cannot be read at all (a date of
-``"N/A"``) becomes None rather than failing the whole record; its neighbours survive.
+``"N/A"``) becomes None rather than failing the whole record; its neighbours survive. It
+is logged at DEBUG by its field, type and size, never its text (which may quote a secret).
 Detailed validation is off: structuring sits on the hot path of every scan.
 """
 
@@ -41,14 +42,36 @@ def _camel(name: str) -> str:
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
+def _shape(value: Any) -> str:
+    """What a value is, not what it says: its type and size."""
+    if isinstance(value, str):
+        return f"str, {len(value)} chars"
+    if isinstance(value, (list, dict)):
+        return f"{type(value).__name__} of {len(value)}"
+    return type(value).__name__
+
+
+# Lenient hooks: the generated code passes them the field they read (a string) instead of
+# a type, for the log line; cattrs passes a type, which they ignore.
+_LENIENT: set[Callable[..., Any]] = set()
+
+
 def _lenient(parse: Callable[[Any], Any], kind: str) -> Callable[[Any, Any], Any]:
-    def hook(value: Any, _: Any) -> Any:
+    def hook(value: Any, where: Any = None) -> Any:
         try:
             return parse(value)
         except (TypeError, ValueError, OverflowError):
-            logger.debug("unreadable %s value %r read as None", kind, value)
+            # Never the value: a server may quote a secret into any field (this module
+            # does not know the secrets, so cannot redact), or send megabytes of it.
+            logger.debug(
+                "unreadable %s value (%s)%s: read as None",
+                kind,
+                _shape(value),
+                f" in {where}" if isinstance(where, str) else "",
+            )
             return None
 
+    _LENIENT.add(hook)
     return hook
 
 
@@ -240,6 +263,7 @@ def _model_hook(cls: type[Any]) -> Callable[..., Any]:
             continue
         key = attribute.metadata.get("key") or _camel(attribute.name)
         target = f"f{index}"
+        where = repr(f"{cls.__name__}.{attribute.name}")  # for the lenient hooks' log line
         lines.append(f"    v = g({key!r})")
         for alias in attribute.metadata.get("aliases", ()):
             lines.append(f"    if v is None: v = g({alias!r})")
@@ -249,7 +273,8 @@ def _model_hook(cls: type[Any]) -> Callable[..., Any]:
             name, slow = _SCALARS[inner]
             namespace[f"slow_{index}"] = slow
             lines.append(
-                f"    {target} = v if v is None or v.__class__ is {name} else slow_{index}(v, None)"
+                f"    {target} = v if v is None or v.__class__ is {name}"
+                f" else slow_{index}(v, {where})"
             )
         elif inner in _PARSED:
             # ISO text (what the service sends): the C parser; other forms (2 fractional
@@ -262,13 +287,15 @@ def _model_hook(cls: type[Any]) -> Callable[..., Any]:
                 f"    if v is None: {target} = None",
                 f"    elif v.__class__ is str{guard}:",
                 f"        try: {target} = {fast}(v)",
-                f"        except ValueError: {target} = slow_{index}(v, None)",
-                f"    else: {target} = slow_{index}(v, None)",
+                f"        except ValueError: {target} = slow_{index}(v, {where})",
+                f"    else: {target} = slow_{index}(v, {where})",
             ]
         elif inner is not None:  # a nested model, or a mapping
-            namespace[f"hook_{index}"] = _converter.get_structure_hook(inner)
+            hook = _converter.get_structure_hook(inner)
+            namespace[f"hook_{index}"] = hook
             namespace[f"type_{index}"] = inner
-            lines.append(f"    {target} = None if v is None else hook_{index}(v, type_{index})")
+            second = where if hook in _LENIENT else f"type_{index}"
+            lines.append(f"    {target} = None if v is None else hook_{index}(v, {second})")
         elif typing.get_origin(tp) is tuple:
             element = typing.get_args(tp)[0]
             hook = _converter.get_structure_hook(element)
@@ -280,8 +307,9 @@ def _model_hook(cls: type[Any]) -> Callable[..., Any]:
                 each = f"_tuple([hook_{index}(x, type_{index}) for x in v])"
             lines.append(f"    {target} = () if v is None else {each}")
         else:  # a required field of a plain type
-            namespace[f"hook_{index}"] = _converter.get_structure_hook(tp)
-            lines.append(f"    {target} = hook_{index}(v, None)")
+            hook = _converter.get_structure_hook(tp)
+            namespace[f"hook_{index}"] = hook
+            lines.append(f"    {target} = hook_{index}(v, {where if hook in _LENIENT else None})")
         arguments.append((attribute.name, attribute.alias, target))
     if twin is not None:
         namespace["_twin"] = twin

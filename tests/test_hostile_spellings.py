@@ -557,3 +557,55 @@ async def test_a_failed_process_quoting_the_secrets_raises_them_redacted_and_cut
     assert all(len(code) <= 32 for code in error.codes)
     assert len(error.messages) <= 12
     assert len(str(error)) < 2_000
+
+
+async def test_unreadable_values_are_logged_by_kind_never_by_their_text(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Typed fields quoting the token and the password, or megabytes long: each is read as
+    None, and the debug log says which field and what kind of value, never the value."""
+    huge = "9" * 3 * 1024 * 1024 + "x"  # not a number, and 3 MB
+
+    def dossier(number: int, token: str) -> dict[str, Any]:
+        return {
+            "dossierId": number,
+            "creationDate": f"token {token}",
+            "stateLastChangeDate": "z" * 1024 * 1024 + PASSWORD,
+            "accountId": f"pw {PASSWORD}",
+            "thirdpartyId": huge,
+            "isMonitored": [token] * 3,
+        }
+
+    async def handler(request: Request, out: Writer) -> None:
+        if request.path.startswith("/token"):
+            await out.reply(200, token_answer())
+            return
+        token = request.headers["Authorization"].removeprefix("Bearer ")
+        if request.path.endswith("/dossiers/1"):
+            await out.reply(200, {"content": dossier(1, token)})
+        else:
+            items = [dossier(n, token) for n in (2, 3)]
+            await out.reply(200, {"content": items, "page": 0, "size": 10, "totalElements": 2})
+
+    caplog.set_level(logging.DEBUG, logger="eattest_async")
+    limits = ea.Limits(max_body_bytes=64 * 1024 * 1024)
+    async with (
+        serving(handler) as server,
+        client(server, account_id=ACCOUNT_ID, limits=limits) as opened,
+    ):
+        got = await opened.dossiers.get(1)
+        scanned = [item async for item in opened.dossiers.scan(page_size=10)]
+    assert (got.dossier_id, got.creation_date, got.account_id, got.thirdparty_id) == (
+        1,
+        None,
+        None,
+        None,
+    )
+    assert [d.dossier_id for d in scanned] == [2, 3]
+    lines = [record.getMessage() for record in caplog.records]
+    token = token_answer()["access_token"]
+    assert not [line for line in lines if token in line or "hunter2" in line.lower()]
+    assert max(len(line) for line in lines) < 2_000
+    unreadable = [line for line in lines if "unreadable" in line]
+    assert len(unreadable) == 3 * 5  # every field of every dossier, named
+    assert any("Dossier.thirdparty_id" in line and "3145729 chars" in line for line in unreadable)

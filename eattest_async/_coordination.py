@@ -36,6 +36,7 @@ import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Literal, NoReturn, Protocol, TypeVar
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import anyio
 import orjson
@@ -43,7 +44,9 @@ import orjson
 from ._auth import TokenRecord, TokenStore
 from ._config import Environment
 from ._exceptions import EattestError, InvalidInputError
+from ._protocol import clip
 from ._ratelimit import BudgetReport, GateStore, Reservation, window_hold
+from ._redact import Redactor
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -265,7 +268,7 @@ class _Connection:
                 self._outage = True
                 message = (
                     f"Redis at {self._redacted_url()} is unavailable "
-                    f"({type(exc).__name__}: {exc}); "
+                    f"({type(exc).__name__}: {self._quoted(exc)}); "
                     + (
                         "failing as configured"
                         if self.on_unavailable == "fail"
@@ -305,11 +308,26 @@ class _Connection:
         raise _Unavailable from exc
 
     def _redacted_url(self) -> str:
-        # redis://user:password@host: the password must never reach a log line.
+        # redis://user:password@host, or ?password=: the password must never reach a log
+        # line. The whole query is hidden (redis-py takes any connection argument there).
         scheme, sep, rest = self.url.partition("://")
+        rest, query, _ = rest.partition("?")
         if "@" in rest:
             rest = "***@" + rest.rsplit("@", 1)[1]
-        return scheme + sep + rest
+        return scheme + sep + rest + ("?***" if query else "")
+
+    def _passwords(self) -> list[str]:
+        try:
+            parts = urlsplit(self.url)
+            found = [unquote(parts.password)] if parts.password else []
+        except ValueError:
+            return []
+        return found + parse_qs(parts.query).get("password", [])
+
+    def _quoted(self, exc: BaseException) -> str:
+        """An error's text for the warning: Redis's own words (or an impostor's) may quote
+        the password it was sent, and be of any length."""
+        return clip(Redactor(self._passwords).text(str(exc)))
 
     async def aclose(self) -> None:
         redis, self._redis = self._redis, None

@@ -6,6 +6,8 @@ caller's time only, so each result is exact and no test depends on how fast it r
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import time
 import warnings
@@ -347,3 +349,41 @@ async def test_a_token_is_shared_whole_and_expires_with_its_refresh_token(
     (key,) = [k for k in raw.scan_iter() if b"token" in k]
     assert 1700 < raw.ttl(key) <= 1800  # kept while the refresh token can renew it
     assert "secret" not in repr(shared) + repr(store)
+
+
+@pytest.mark.parametrize(
+    "credentials",
+    [("user:s3cret%2Fpw@", ""), ("", "?password=s3cret/pw")],
+    ids=["in the userinfo", "in the query"],
+)
+async def test_a_redis_quoting_the_password_back_is_redacted_and_cut(
+    credentials: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    """An impostor (or a proxy) in Redis's place answers every command with an error that
+    quotes what it was sent (AUTH and its password) at length: the warning says it was
+    unavailable, without the password, in a bounded line."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while received := await reader.read(65536):
+                echoed = received.decode("latin-1").replace("\r\n", " ")
+                writer.write(f"-ERR refused {echoed} {'x' * 30_000}\r\n".encode("latin-1"))
+                await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    userinfo, query = credentials
+    coordinator = RedisCoordinator(f"redis://{userinfo}127.0.0.1:{port}/0{query}", timeout=1.0)
+    try:
+        with pytest.warns(CoordinationWarning) as caught:
+            await deadline_in(coordinator.gate_store(KEY))
+    finally:
+        await coordinator.aclose()
+        server.close()
+        await server.wait_closed()
+    texts = [str(w.message) for w in caught] + [r.getMessage() for r in caplog.records]
+    texts.append(repr(coordinator))
+    assert "refused" in texts[0]  # what Redis said is still there, to debug with
+    assert not [text for text in texts if "s3cret" in text.lower()]
+    assert max(len(text) for text in texts) < 2_000

@@ -8,6 +8,7 @@ unless asked: the new one gets a numbered name, ``report (1).pdf``.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import re
@@ -348,8 +349,13 @@ async def write_atomically(
                 await local(handle.write(chunk))
             await local(handle.flush())
             await local(anyio.to_thread.run_sync(os.fsync, handle.wrapped.fileno()))
-        finally:
-            await local(handle.aclose())
+        except BaseException:
+            # Whatever stopped the write is what the caller hears of, not the close of a
+            # file about to go (a full disk would fail its flush once more).
+            with contextlib.suppress(OSError):
+                handle.wrapped.close()
+            raise
+        await local(handle.aclose())
         if expected_size is not None and written != expected_size:
             raise IncompleteResponseError(
                 f"file is {written} bytes, {expected_size} were announced", method=method, path=path

@@ -16,7 +16,8 @@ What a server may do, and what the plan does:
 - content not a list (null, an object): an error of that page; asked again
   (``bad_page_attempts``), then the scan fails (:attr:`Received.error`).
 - a page smaller than asked, in the middle: the server's size, announced or inferred,
-  becomes the plan's; the positions are re-planned with it.
+  becomes the plan's; the positions are re-planned with it. Only a page holding items
+  tells a size (an empty one tells an end), so the size the plan divides by is never 0.
 - answers for another page than asked, short pages with a stated size, empty pages
   before the announced end, the same items again: each range is asked again once, then
   given up and reported (``contradictions``); nothing loops.
@@ -40,6 +41,7 @@ from typing import Any
 
 import attrs
 
+from ._validation import check_page_size
 from .models.scans import Checkpoint
 
 __all__ = ["IdSet", "PageAnswer", "PageRequest", "Received", "ScanPlan", "Spans"]
@@ -255,8 +257,10 @@ class ScanPlan:
     ) -> None:
         self.operation = operation
         self.filters = filters
-        self.page_size = page_size  # as asked by the caller
-        self.size = page_size  # as the server uses it
+        self.page_size = check_page_size(page_size)  # as asked by the caller
+        # As the server uses it. Always >= 1, whatever the server says: pages, budgets and
+        # positions are computed by dividing by it (only a page holding items sets it).
+        self.size = page_size
         self.lookahead = max(1, lookahead)  # pages sent ahead while the end is unknown
         self.total: int | None = None
         self.initial_total: int | None = None
@@ -453,9 +457,11 @@ class ScanPlan:
             if count < size:
                 if count <= self.size < request.size:
                     size = self.size  # the cap already learnt from another page
+                elif not count:
+                    pass  # an empty page tells the end (or a hiccup), never a size
                 elif self.total is not None and count < self._expected(page, size):
                     size = count  # capped without saying so: its size, from now on
-                elif self.total is None and page == 0 and count:
+                elif self.total is None and page == 0:
                     size = count  # the same, or the end: page 1 tells
         if size != self.size:
             self.size = size

@@ -213,6 +213,25 @@ async def test_an_absurd_total_ends_at_the_first_empty_page() -> None:
     assert len(server.asked) <= 10 + 2 * 8 + 2
 
 
+async def test_a_total_one_too_many_without_a_size_ends_with_a_report() -> None:
+    # 31 announced, 30 held, no size: the empty last page was once taken for a page size
+    # of 0, and the scan died of a ZeroDivisionError after delivering everything.
+    honest = listing(30, say_size=False)
+
+    def overcount(page: int, size: int) -> Answer:
+        items, fields = honest(page, size)
+        return items, {**fields, "totalElements": 31}
+
+    server, scan, ids = await scan_all(overcount, page_size=10, concurrency=1)
+    assert ids == list(range(30))  # every item, once, in order
+    report = scan.report
+    assert not report.complete
+    assert report.missing == 1
+    assert report.page_size == 10
+    assert any("empty page before the announced end" in p for p in report.problems)
+    assert server.pages(3) == 2  # asked again once, then given up
+
+
 async def test_a_consumer_that_stops_reading_holds_back_the_requests() -> None:
     async for server, client in serve(listing(100_000)):
         # Held ahead of the consumer: max(3,000, concurrency x page size) = 4,000 items,

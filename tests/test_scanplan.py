@@ -143,6 +143,125 @@ def test_a_short_page_in_the_middle_is_asked_again_then_reported_missing() -> No
     assert plan.pages_fetched <= 12
 
 
+def _empty_page_shape(shape: str) -> tuple[Listing, Callable[[int, int], Answer]]:
+    """30 items, pages of 10, no size announced (or 0), and a page that comes back empty:
+    ``overcount`` announces 31 (the page for the 31st is empty), ``nosize`` and ``size0``
+    answer page 1 empty."""
+    server = Listing(30, say_size=False)
+
+    def answer(page: int, size: int) -> Answer:
+        content, fields = server(page, size)
+        if shape == "overcount":
+            fields["total"] = 31
+        elif page == 1:
+            content = []
+        if shape == "size0":
+            fields["size"] = len(content)
+        return content, fields
+
+    return server, answer
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+@pytest.mark.parametrize("shape", ["overcount", "nosize", "size0"])
+def test_an_empty_page_without_a_size_is_the_end_not_a_page_size_of_zero(
+    shape: str, concurrency: int
+) -> None:
+    # An empty page says where the listing ends (or a hiccup); taken as the server's
+    # page size it became 0, and the next division by it escaped as ZeroDivisionError.
+    server, answer = _empty_page_shape(shape)
+    plan, delivered = run(answer, page_size=10, concurrency=concurrency)
+    assert len(delivered) == len(set(delivered))
+    assert set(delivered) <= set(server.items)
+    assert plan.size == 10
+    assert not plan.complete()
+    problems = plan.problems(finished=True)
+    assert any("empty page before the announced end" in p for p in problems), problems
+    assert plan.missing == (31 if shape == "overcount" else 30) - len(delivered)
+    if shape == "overcount":
+        assert sorted(delivered) == server.items  # all that exists, once
+    assert plan.pages_total == (4 if shape == "overcount" else 3)
+
+
+class Hostile:
+    """A fixed listing whose every answer may lie: no size, a size of 0 or huge, empty or
+    short content, content that is not a list, another page, a total off, absent or not a
+    count. Each answer draws from ``rng``: the same seed, the same lies."""
+
+    LIES = ("nosize", "size0", "sizehuge", "empty", "short", "null", "page", "total", "nototal")
+
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+        self.items = list(range(1000, 1000 + rng.choice([0, 1, 9, 10, 11, 31, 100])))
+        self.lies = rng.sample(self.LIES, rng.randint(1, 4))
+
+    def __call__(self, page: int, size: int) -> Answer:
+        rng, lie = self.rng, self.rng.choice(self.lies) if self.rng.random() < 0.4 else ""
+        content: Any = [{"id": i} for i in self.items[page * size : (page + 1) * size]]
+        total: object = len(self.items)
+        fields: dict[str, Any] = {"page": page, "size": None if rng.random() < 0.5 else size}
+        if lie == "nosize":
+            fields["size"] = None
+        elif lie == "size0":
+            fields["size"] = 0
+        elif lie == "sizehuge":
+            fields["size"] = 10**9
+        elif lie == "empty":
+            content = []
+        elif lie == "short":
+            content = content[: len(content) // 2]
+        elif lie == "null":
+            content = None
+        elif lie == "page":
+            fields["page"] = page + 1
+        elif lie == "total":
+            total = len(self.items) + rng.choice([-5, -1, 1, 5])
+        elif lie == "nototal":
+            total = rng.choice([None, -1, True, "31"])
+        return content, {**fields, "total": total}
+
+
+def test_no_lie_of_a_server_escapes_the_plan_as_an_exception() -> None:
+    # Fixed seeds, fast: the plan ends every time, with its verdict (an error of a page
+    # or a report), never with an exception of its own.
+    with pytest.raises(ea.InvalidInputError, match="page_size"):
+        ScanPlan(operation="op", filters=(), page_size=0)
+    for seed in range(400):
+        rng = random.Random(seed)
+        server = Hostile(rng)
+        page_size, concurrency = rng.choice([1, 3, 10]), rng.choice([1, 2, 4])
+        plan = ScanPlan(operation="op", filters=(), page_size=page_size, lookahead=concurrency)
+        delivered: list[int] = []
+        in_flight: list[PageRequest] = []
+        for _ in range(5000):
+            in_flight += plan.issue(concurrency - len(in_flight))
+            if not in_flight:
+                if plan.done():
+                    break
+                continue
+            request = in_flight.pop(rng.randrange(len(in_flight)))
+            content, fields = server(request.page, request.size)
+            keys = [item["id"] for item in content] if isinstance(content, list) else []
+            kind = "list" if isinstance(content, list) else type(content).__name__
+            received = plan.receive(
+                request, PageAnswer(content_type=kind, count=len(keys), **fields), keys
+            )
+            if received.error is not None:
+                break  # the scan's typed end: an UnexpectedResponseError with a checkpoint
+            in_flight = [r for r in in_flight if r not in received.obsolete]
+            delivered += [keys[i] for i in received.fresh]
+            plan.handed_over(request, len(received.fresh))
+        else:
+            raise AssertionError(f"seed {seed}: the plan never ended ({server.lies})")
+        assert len(delivered) == len(set(delivered)), (seed, server.lies)
+        assert set(delivered) <= set(server.items), (seed, server.lies)
+        assert plan.size >= 1
+        plan.problems(finished=True)
+        plan.checkpoint()
+        if plan.complete():
+            assert sorted(delivered) == server.items, (seed, server.lies)
+
+
 @pytest.mark.parametrize("echo", ["asked", "page 0", "none"])
 def test_a_server_ignoring_page_ends_with_an_honest_report(echo: str) -> None:
     server = Listing(1000)

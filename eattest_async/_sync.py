@@ -12,6 +12,13 @@ delivered, said in ``report.warnings``, and not trusted; a saved watermark beyon
 bound is not trusted either (the run reads everything). A client whose local time is
 behind the service's should give a ``margin`` that covers the difference. The watermark
 is given only when the scan was complete, so an interrupted or dubious run is run again.
+
+The edge is bounded (``MAX_EDGE`` pairs, so that a watermark always fits the
+``WATERMARK_BYTES`` a state file is read within): when more dossiers than that changed
+within the margin of the latest change (a bulk update sharing one stamp), it names those
+of the latest stamps, and the others come again next run, said in ``report.warnings``.
+Each change is delivered at least once, never lost; exactly once unless the edge
+overflows. The tracker's own memory is bounded the same way.
 """
 
 from __future__ import annotations
@@ -29,7 +36,7 @@ from ._converter import structure_many
 from ._exceptions import InvalidInputError
 from ._pagination import Scan, ScanReport
 from ._protocol import parse_datetime
-from .models.scans import Watermark
+from .models.scans import MAX_EDGE, Watermark, bounded_edge, check_watermark_filters, edge_id
 
 __all__ = ["DEFAULT_MARGIN", "ChangeTracker", "ChangeWindow", "Changes"]
 
@@ -40,6 +47,7 @@ _log = logging.getLogger("eattest_async")
 DEFAULT_MARGIN = dt.timedelta(minutes=10)
 _STAMP = "stateLastChangeDate"
 _ID = "dossierId"
+_COMPACT_AT = 1024  # the tracker's memory of recent changes: pruned from this size on
 
 
 def _stamp(value: object) -> dt.datetime | None:
@@ -75,6 +83,7 @@ class ChangeWindow:
         """``now``: the run's start, naive local time (``datetime.now()`` by default)."""
         if not isinstance(margin, dt.timedelta) or margin < dt.timedelta(0):
             raise InvalidInputError("margin", "expected a non-negative timedelta")
+        check_watermark_filters(filters)  # now, not when the run is over
         if isinstance(since, Mapping):
             since = Watermark.from_json(since)
         edge: frozenset[tuple[int, str]] = frozenset()
@@ -124,6 +133,9 @@ class ChangeTracker:
         self._from = None if window.since is None else window.since - window.margin
         self.latest: dt.datetime | None = window.since
         self._recent: dict[int, tuple[dt.datetime, str]] = {}  # within margin of latest
+        self._compact_at = _COMPACT_AT
+        self.left_out = 0  # recent changes the edge had no room for: they come again
+        self._left_out_latest: dt.datetime | None = None
         self.skipped_older = 0
         self.skipped_seen = 0
         self.future = 0  # items stamped after the window's ceiling: delivered, not trusted
@@ -145,7 +157,9 @@ class ChangeTracker:
             if self.latest_future is None or stamp > self.latest_future:
                 self.latest_future = stamp
             return True
-        if isinstance(item_id, int):
+        # An id a watermark cannot hold (not an integer from 0 to 2**62): delivered, not
+        # remembered, so it comes again next run rather than spoil the state file.
+        if edge_id(item_id):
             self._remember(item_id, stamp, text)
             if (item_id, text) in self.window.edge:
                 self.skipped_seen += 1
@@ -155,25 +169,60 @@ class ChangeTracker:
     def _remember(self, item_id: int, stamp: dt.datetime, text: str) -> None:
         if self.latest is None or stamp > self.latest:
             self.latest = stamp
-            if len(self._recent) > 1024:
-                floor = stamp - self.window.margin
-                self._recent = {k: v for k, v in self._recent.items() if v[0] >= floor}
         if stamp >= self.latest - self.window.margin:
             self._recent[item_id] = (stamp, text)
+            if len(self._recent) >= self._compact_at:
+                self._compact()
+
+    def _compact(self) -> None:
+        """Keep what the edge may name: within the margin, at most MAX_EDGE, the latest.
+
+        Memory stays below 2 x MAX_EDGE changes however many share a stamp; compacting
+        again only once the size doubled keeps it amortised O(log n) per item."""
+        assert self.latest is not None
+        floor = self.latest - self.window.margin
+        live = sorted((v[0], k, v[1]) for k, v in self._recent.items() if v[0] >= floor)
+        if len(live) > MAX_EDGE:
+            dropped = live[:-MAX_EDGE]
+            live = live[-MAX_EDGE:]
+            self.left_out += len(dropped)
+            if self._left_out_latest is None or dropped[-1][0] > self._left_out_latest:
+                self._left_out_latest = dropped[-1][0]
+        self._recent = {k: (stamp, text) for stamp, k, text in live}
+        self._compact_at = max(_COMPACT_AT, 2 * len(self._recent))
+
+    def _edge(self) -> tuple[tuple[tuple[int, str], ...], int]:
+        """The edge the watermark names, and up to how many changes of the margin it
+        leaves out (those come again next run: a duplicate, never a loss)."""
+        assert self.latest is not None
+        floor = self.latest - self.window.margin
+        pairs = [(k, v[1]) for k, v in self._recent.items() if v[0] >= floor]
+        if self.window.since is not None and self.latest == self.window.since:
+            # Nothing newer than last time: what was at the edge then still is.
+            pairs += self.window.edge
+        edge, left_out = bounded_edge(pairs)
+        if self._left_out_latest is not None and self._left_out_latest >= floor:
+            left_out += self.left_out
+        return edge, left_out
 
     def watermark(self) -> Watermark | None:
         if self.latest is None:
             return None
-        floor = self.latest - self.window.margin
-        edge = sorted((k, v[1]) for k, v in self._recent.items() if v[0] >= floor)
-        if self.window.since is not None and self.latest == self.window.since:
-            # Nothing newer than last time: what was at the edge then still is.
-            edge = sorted(set(edge) | set(self.window.edge))
-        return Watermark(changed_at=self.latest, edge=tuple(edge), filters=self.window.filters)
+        edge, _ = self._edge()
+        return Watermark(changed_at=self.latest, edge=edge, filters=self.window.filters)
 
     def warnings(self) -> tuple[str, ...]:
-        """What the run delivered but did not trust (the stamps in the future)."""
+        """What the run delivered but did not trust (the stamps in the future), and what
+        the next run delivers again (more changes within the margin than an edge holds)."""
         out = list(self.window.warnings)
+        if self.latest is not None:
+            _, left_out = self._edge()
+            if left_out:
+                out.append(
+                    f"up to {left_out} dossiers changed within {self.window.margin} of the "
+                    f"latest change ({self.latest.isoformat()}) come again next run: a "
+                    f"watermark names at most {MAX_EDGE}"
+                )
         if self.future and self.latest_future is not None:
             out.append(
                 f"{self.future} dossiers stamped in the future (up to "

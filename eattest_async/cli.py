@@ -899,12 +899,14 @@ def sync(
 
 def _load_watermark(path: Path) -> Watermark | None:
     """The state of the last run, or None for the first; a bad file is a usage error."""
-    from .models.scans import Watermark
+    from .models.scans import WATERMARK_BYTES, Watermark
 
     if not path.exists():
         return None
     try:
-        return Watermark.from_json(orjson.loads(read_capped(path, MiB, "the state file")))
+        # The cap a watermark is built to fit: what a run writes, the next run reads.
+        data = read_capped(path, WATERMARK_BYTES, "the state file")
+        return Watermark.from_json(orjson.loads(data))
     except (OSError, orjson.JSONDecodeError, InvalidInputError, CsvError) as error:
         _fail(f"{path} is not a sync state file ({error}): remove it to start over", EXIT_USAGE)
 

@@ -8,21 +8,62 @@ says, however large, allocates memory in proportion).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping
-from typing import Any
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeGuard
 
 import attrs
 
 from .._exceptions import InvalidInputError
 
-__all__ = ["Checkpoint", "Watermark"]
+__all__ = [
+    "MAX_EDGE",
+    "WATERMARK_BYTES",
+    "Checkpoint",
+    "Watermark",
+    "bounded_edge",
+    "check_watermark_filters",
+    "edge_id",
+]
 
 CHECKPOINT_VERSION = 2
 WATERMARK_VERSION = 1
 # A checkpoint holds item ranges, not pages: a few per gap. More than this is not ours.
 _MAX_RANGES = 100_000
 _MAX_COUNT = 2**62
-_MAX_EDGE = 1_000_000
+
+# A watermark's to_json(), as JSON, never takes more than this: the CLI reads a state file
+# within it. The edge is bounded by what fits, so a state written can always be read back.
+WATERMARK_BYTES = 1 << 20
+# The longest edge pair to_json() writes, with its separator (json.dumps's spaces too): an
+# id up to 2**62, a naive ISO stamp with microseconds (anything else is refused).
+_EDGE_PAIR_BYTES = len(f'[{_MAX_COUNT}, "9999-12-31T23:59:59.999999"], ')
+_FILTERS_BYTES = 16 * 1024  # a watermark's filters, names and values as JSON
+_HEAD_BYTES = 1024  # the keys, the version, changed_at (an offset included)
+MAX_EDGE = (WATERMARK_BYTES - _FILTERS_BYTES - _HEAD_BYTES) // _EDGE_PAIR_BYTES
+# Earlier versions kept edges of any length (up to this many read): only the latest are kept.
+_MAX_EDGE_READ = 1_000_000
+_STAMP_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{6})?", re.ASCII)
+
+
+def edge_id(value: object) -> TypeGuard[int]:
+    """Can ``value`` be in an edge? (an integer from 0 to 2**62, as from_json reads back)."""
+    return type(value) is int and 0 <= value <= _MAX_COUNT
+
+
+def _latest_pairs(pairs: Iterable[tuple[int, str]]) -> tuple[tuple[int, str], ...]:
+    """At most :data:`MAX_EDGE` pairs, those of the latest stamps, sorted by id."""
+    kept = sorted(set(pairs), key=lambda pair: (pair[1], pair[0]))[-MAX_EDGE:]
+    return tuple(sorted(kept))
+
+
+def check_watermark_filters(filters: Iterable[tuple[str, str]]) -> None:
+    """Filters a watermark can keep within its bytes (checked before a sync runs)."""
+    # An upper bound of their size as JSON: every character escaped takes 6 bytes.
+    if sum(6 * (len(name) + len(value)) + 8 for name, value in filters) + 2 > _FILTERS_BYTES:
+        raise InvalidInputError(
+            "filters", f"too long for a sync watermark ({_FILTERS_BYTES} bytes)"
+        )
 
 
 def _int(value: object, field: str, *, low: int = 0, high: int = _MAX_COUNT) -> int:
@@ -141,6 +182,25 @@ class Watermark:
     edge: tuple[tuple[int, str], ...] = ()
     filters: tuple[tuple[str, str], ...] = ()
 
+    def __attrs_post_init__(self) -> None:
+        # What to_json() writes must fit WATERMARK_BYTES, whoever made the watermark.
+        if not isinstance(self.changed_at, dt.datetime):
+            raise InvalidInputError("since", "changed_at: expected a datetime")
+        if len(self.edge) > MAX_EDGE:
+            raise InvalidInputError("since", f"edge: more than {MAX_EDGE} [id, stamp] pairs")
+        for pair in self.edge:
+            if not (
+                isinstance(pair, tuple)
+                and len(pair) == 2
+                and edge_id(pair[0])
+                and isinstance(pair[1], str)
+                and _STAMP_TEXT.fullmatch(pair[1])
+            ):
+                raise InvalidInputError(
+                    "since", "edge: expected (id, stamp) pairs, an ISO datetime as the stamp"
+                )
+        check_watermark_filters(self.filters)
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-serialisable form, for a state file and ``from_json``."""
         return {
@@ -152,7 +212,11 @@ class Watermark:
 
     @classmethod
     def from_json(cls, data: object) -> Watermark:
-        """Check and load what ``to_json()`` wrote."""
+        """Check and load what ``to_json()`` wrote.
+
+        An edge longer than :data:`MAX_EDGE` (earlier versions kept any number) keeps the
+        pairs of the latest stamps: the dossiers of the others come again next run.
+        """
         if not isinstance(data, Mapping) or data.get("version") != WATERMARK_VERSION:
             raise InvalidInputError("since", "not a sync watermark (or an unknown version)")
         try:
@@ -160,13 +224,15 @@ class Watermark:
             edge_field, filters_field = data.get("edge", []), data.get("filters", [])
         except (KeyError, ValueError) as exc:
             raise InvalidInputError("since", f"not a sync watermark ({exc})") from None
-        if not isinstance(edge_field, list) or len(edge_field) > _MAX_EDGE:
+        if not isinstance(edge_field, list) or len(edge_field) > _MAX_EDGE_READ:
             raise InvalidInputError("since", "edge: expected a list of [id, stamp] pairs")
         edge = []
         for item in edge_field:
             if not (isinstance(item, list) and len(item) == 2 and isinstance(item[1], str)):
                 raise InvalidInputError("since", "edge: expected [id, stamp] pairs")
             edge.append((_int(item[0], "since"), item[1]))
+        if len(edge) > MAX_EDGE:
+            edge = list(_latest_pairs(edge))
         if not isinstance(filters_field, list) or not all(
             isinstance(f, list) and len(f) == 2 for f in filters_field
         ):
@@ -176,3 +242,11 @@ class Watermark:
             edge=tuple(edge),
             filters=tuple((str(k), str(v)) for k, v in filters_field),
         )
+
+
+def bounded_edge(pairs: Iterable[tuple[int, str]]) -> tuple[tuple[tuple[int, str], ...], int]:
+    """An edge of at most :data:`MAX_EDGE` pairs (the latest stamps'), and how many were
+    left out: their dossiers come again next run (a duplicate, never a loss)."""
+    unique = set(pairs)
+    kept = _latest_pairs(unique)
+    return kept, len(unique) - len(kept)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import datetime as dt
 import io
 import logging
 import os
@@ -16,13 +17,16 @@ import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qsl, urlsplit
 
 import anyio
+import orjson
 import pytest
 from click.testing import CliRunner, Result
 
 from eattest_async._cli_csv import spreadsheet_safe
 from eattest_async.cli import _bounded, _printable, cli
+from eattest_async.models.scans import MAX_EDGE, WATERMARK_BYTES, Watermark
 
 from .hostile import PASSWORD, USERNAME, Request, Server, Writer, default_handler
 
@@ -259,6 +263,48 @@ async def test_endless_or_huge_input_files_are_one_line_and_exit_2(tmp_path: Pat
         assert result.exit_code == 2, result.output
         assert words in result.stderr, result.stderr
         assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+
+
+async def test_a_sync_state_written_by_one_run_is_read_by_the_next(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """30,000 dossiers changed by one bulk update, sharing a stamp: the state of run 1
+    (once 1.1 MB, past the 1 MiB the CLI reads) is taken by run 2, which loses nothing."""
+    stamp = (dt.datetime.now() - dt.timedelta(hours=1)).replace(microsecond=0).isoformat()
+    ids = [10**12 + i for i in range(30_000)]
+
+    async def bulk(request: Request, out: Writer) -> None:
+        if "/dossiers?" not in request.path:
+            await default_handler(request, out)
+            return
+        query = dict(parse_qsl(urlsplit(request.path).query))
+        page, size = int(query["page"]), int(query["pageSize"])
+        content = [
+            {"dossierId": i, "stateLastChangeDate": stamp}
+            for i in ids[page * size : (page + 1) * size]
+        ]
+        await out.reply(
+            200, {"content": content, "page": page, "size": size, "totalElements": len(ids)}
+        )
+
+    state, written = tmp_path / "state.json", tmp_path / "out.jsonl"
+    args = ("sync", "--state", str(state), "--out", str(written), "--page-size", "2000")
+    async with Server(bulk) as server:
+        first = await eattest(server, *args)
+        assert first.exit_code == 0, first.output
+        assert len(state.read_bytes()) <= WATERMARK_BYTES
+        second = await eattest(server, *args)
+        assert second.exit_code == 0, second.output
+    lines = [orjson.loads(line)["dossierId"] for line in written.read_bytes().splitlines()]
+    named = {
+        dossier_id for dossier_id, _ in Watermark.from_json(orjson.loads(state.read_bytes())).edge
+    }
+    # Run 1: every dossier; run 2: those the state could not name (and said so), again.
+    assert lines[: len(ids)] == ids
+    assert sorted(lines[len(ids) :]) == sorted(set(ids) - named)
+    assert len(named) == MAX_EDGE
+    said = [r.getMessage() for r in caplog.records if "come again next run" in r.getMessage()]
+    assert len(said) == 2, said  # each run warns of what the next delivers again
 
 
 async def test_the_library_log_shows_server_text_and_obeys_none() -> None:

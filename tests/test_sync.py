@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
+import tracemalloc
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import orjson
 import pytest
 
 import eattest_async as ea
 from eattest_async._sync import DEFAULT_MARGIN, ChangeTracker, ChangeWindow
+from eattest_async.cli import _load_watermark
+from eattest_async.models.scans import MAX_EDGE, WATERMARK_BYTES
 from eattest_async.simulator import Simulator
 
 from .conftest import client_for
@@ -98,6 +104,7 @@ async def test_sync_arguments_are_checked_before_anything_is_sent(
         {"since": {"version": 99}},
         {"margin": dt.timedelta(seconds=-1)},
         {"state_last_change_date": "2024-01-01"},
+        {"dossier_reference": "x" * 5000},  # more than a watermark keeps
     ):
         with pytest.raises(ea.InvalidInputError):
             client.dossiers.changes(**kwargs)
@@ -151,3 +158,101 @@ def test_a_saved_watermark_in_the_future_is_not_trusted() -> None:
     assert watermark is not None
     assert watermark.changed_at == now + DEFAULT_MARGIN
     assert tracker.future == 1
+
+
+# -- many dossiers sharing one stamp (a bulk update) ----------------------------------------
+
+
+def test_a_watermark_always_fits_what_the_cli_reads_back(tmp_path: Path) -> None:
+    # The longest watermark there can be: every pair at its longest, filters at the bound.
+    largest = ea.Watermark(
+        changed_at=dt.datetime(9999, 12, 31, 23, 59, 59, 999999),
+        edge=tuple((2**62, f"9999-12-31T23:59:59.{i:06d}") for i in range(MAX_EDGE)),
+        filters=(("q", "\x00" * 2700),),
+    )
+    for written in (orjson.dumps(largest.to_json()), json.dumps(largest.to_json()).encode()):
+        assert len(written) <= WATERMARK_BYTES
+    state = tmp_path / "state.json"
+    state.write_bytes(orjson.dumps(largest.to_json()))
+    assert _load_watermark(state) == largest  # the CLI's own reader, its own cap
+    for bad in (
+        {"edge": ((1, "2026-01-01T00:00:00"),) * (MAX_EDGE + 1)},
+        {"edge": ((2**62 + 1, "2026-01-01T00:00:00"),)},
+        {"edge": ((True, "2026-01-01T00:00:00"),)},
+        {"edge": ((1, "x" * 100),)},
+        {"filters": (("q", "x" * 20_000),)},
+    ):
+        with pytest.raises(ea.InvalidInputError):
+            ea.Watermark(changed_at=dt.datetime(2026, 1, 1), **bad)  # type: ignore[arg-type]
+
+
+def test_an_edge_written_longer_by_an_earlier_version_is_read_not_refused() -> None:
+    old = {
+        "version": 1,
+        "changed_at": "2026-01-01T12:00:00",
+        "edge": [
+            [i, "2026-01-01T11:59:00" if i % 2 else "2026-01-01T12:00:00"] for i in range(30_000)
+        ],
+        "filters": [],
+    }
+    watermark = ea.Watermark.from_json(old)
+    assert len(watermark.edge) == MAX_EDGE
+    # The pairs of the latest stamp are all kept: the older ones' dossiers come again.
+    assert sum(stamp == "2026-01-01T12:00:00" for _, stamp in watermark.edge) == 15_000
+
+
+def test_the_tracker_keeps_bounded_memory_and_says_what_comes_again() -> None:
+    now = dt.datetime(2026, 11, 29, 18, 0)
+    stamp = (now - dt.timedelta(hours=1)).isoformat()
+    tracker = ChangeTracker(ChangeWindow.of(None, margin=DEFAULT_MARGIN, filters=(), now=now))
+    tracemalloc.start()
+    try:
+        for i in range(120_000):
+            assert tracker.admit({"dossierId": 10**12 + i, "stateLastChangeDate": stamp})
+        watermark = tracker.watermark()
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 20_000_000  # every change remembered took 30 MB, and grew with them
+    assert watermark is not None
+    assert len(watermark.edge) == MAX_EDGE
+    assert any(f"up to {120_000 - MAX_EDGE} dossiers" in w for w in tracker.warnings())
+    # Ids a watermark cannot hold are delivered, and not remembered.
+    for odd in (True, -1, 2**63):
+        assert tracker.admit({"dossierId": odd, "stateLastChangeDate": stamp})
+    assert saved(tracker.watermark()) == tracker.watermark()
+
+
+async def test_a_bulk_update_sharing_one_stamp_syncs_run_after_run_losing_nothing() -> None:
+    stamp = (dt.datetime.now() - dt.timedelta(hours=1)).replace(microsecond=0).isoformat()
+    bulk = 25_000
+    stamps = {10**12 + i: stamp for i in range(bulk)}
+    async for _server, client in serve(stamped(stamps)):
+        first, changes = await raw_sync(client, None)
+        assert sorted(first) == sorted(stamps)
+        assert changes.report.complete
+        assert any("come again next run" in w for w in changes.report.warnings)
+        state = orjson.dumps(changes.next_watermark and changes.next_watermark.to_json())
+        assert len(state) <= WATERMARK_BYTES  # what the CLI reads a state file within
+        watermark = ea.Watermark.from_json(orjson.loads(state))
+
+        late = dt.datetime.now().replace(microsecond=0).isoformat()
+        stamps[1] = late  # a change after the bulk update
+        second, changes = await raw_sync(client, watermark)
+        named = {dossier_id for dossier_id, _ in watermark.edge}
+        # The changes the watermark could not name come again (at least once, never lost);
+        # those it named do not; the new change comes.
+        assert sorted(second) == sorted({1} | (set(stamps) - named - {1}))
+        assert len(second) == len(set(second)) == bulk - MAX_EDGE + 1
+        watermark = saved(changes.next_watermark)
+        assert watermark.changed_at.isoformat() == late
+        third, changes = await raw_sync(client, watermark)
+        assert third == []  # the bulk is beyond the margin of the latest change now
+        assert changes.next_watermark is not None
+
+
+async def raw_sync(
+    client: ea.Client, since: ea.Watermark | None
+) -> tuple[list[int], ea.Changes[dict[str, Any]]]:
+    changes = client.dossiers.changes(since=since, page_size=2000, raw=True)
+    return [d["dossierId"] async for d in changes], changes

@@ -21,7 +21,7 @@ ENCODED = {
 
 
 def decode(inflater: Inflater, body: bytes, step: int, size: int = 4096) -> bytes:
-    pieces = []
+    pieces: list[bytes] = []
     for start in range(0, len(body), step):
         pieces += inflater.feed(body[start : start + step], size)
     pieces += inflater.finish(size)

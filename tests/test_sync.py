@@ -183,7 +183,7 @@ def test_a_watermark_always_fits_what_the_cli_reads_back(tmp_path: Path) -> None
         {"filters": (("q", "x" * 20_000),)},
     ):
         with pytest.raises(ea.InvalidInputError):
-            ea.Watermark(changed_at=dt.datetime(2026, 1, 1), **bad)  # type: ignore[arg-type]
+            ea.Watermark(changed_at=dt.datetime(2026, 1, 1), **bad)
 
 
 def test_an_edge_written_longer_by_an_earlier_version_is_read_not_refused() -> None:

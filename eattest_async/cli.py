@@ -1519,12 +1519,14 @@ def simulator(ctx: click.Context) -> None:
 
 def main(argv: Sequence[str] | None = None) -> None:
     level = os.environ.get("EATTEST_LOG")  # debug, info, warning: the library's log on stderr
-    if level:
-        if level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
-            _fail(f"EATTEST_LOG={level!r}: use debug, info, warning or error", EXIT_USAGE)
-        handler = logging.StreamHandler()
-        handler.setFormatter(_PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
-        logging.basicConfig(level=level.upper(), handlers=[handler])
+    if level and level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"):
+        _fail(f"EATTEST_LOG={level!r}: use debug, info, warning or error", EXIT_USAGE)
+    # Warnings at least (a scan incomplete, a watermark not trusted, Redis away), shown as
+    # everything else the CLI shows: one line each, never obeyed by the terminal.
+    handler = logging.StreamHandler()
+    handler.setFormatter(_PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=(level or "WARNING").upper(), handlers=[handler])
+    logging.captureWarnings(True)  # the library's warnings (Redis away) take the same path
     try:
         code = cli.main(
             args=list(argv) if argv is not None else None,

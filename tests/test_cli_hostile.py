@@ -8,6 +8,7 @@ start-up per case, the behaviour is the user's (exit code, stderr, files written
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import datetime as dt
 import io
@@ -364,4 +365,47 @@ def test_a_logged_traceback_cannot_forge_a_record() -> None:
     assert rest
     assert all(line.startswith("  ") for line in rest)
     assert "  ERROR eattest_async: forged" in rest
+    assert not any(c in shown for c in OBEYED), repr(shown)
+
+
+async def test_a_library_warning_is_shown_without_obeying_it_even_without_eattest_log() -> None:
+    # Redis in name only: it answers every command with an error full of escape sequences;
+    # the client warns (and goes on alone): that warning reaches the terminal, harmless.
+    async def impostor(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while await reader.read(65536):
+                writer.write(f"-ERR {EVIL}\r\n".encode())
+                await writer.drain()
+        writer.close()
+
+    redis = await asyncio.start_server(impostor, "127.0.0.1", 0)
+    port = redis.sockets[0].getsockname()[1]
+    try:
+        async with Server() as server:
+            env = {
+                **os.environ,
+                "EATTEST_BASE_URL": f"{server.url}/api/v1",
+                "EATTEST_TOKEN_URL": f"{server.url}/token",
+                "EATTEST_USERNAME": USERNAME,
+                "EATTEST_PASSWORD": PASSWORD,
+                "EATTEST_REDIS_URL": f"redis://127.0.0.1:{port}/0",
+            }
+            env.pop("EATTEST_LOG", None)
+            process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-c",
+                "from eattest_async.cli import main; main()",
+                "whoami",
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                stdin=asyncio.subprocess.DEVNULL,
+                env=env,
+            )
+            _, err = await asyncio.wait_for(process.communicate(), 60)
+    finally:
+        redis.close()
+        await redis.wait_closed()
+    shown = err.decode()
+    assert process.returncode == 0, shown
+    assert "\\x1b]52;c;" in shown  # the warning is there, shown
     assert not any(c in shown for c in OBEYED), repr(shown)

@@ -29,7 +29,7 @@ import anyio
 import attrs
 import orjson
 
-from ._exceptions import AuthenticationError, EattestError, UnexpectedResponseError
+from ._exceptions import AuthenticationError, EattestError
 from ._protocol import clip, loads, plain_number
 
 __all__ = [
@@ -354,11 +354,19 @@ class TokenManager:
                 error=error,
             )
         if not isinstance(data, dict) or "access_token" not in data:
-            raise UnexpectedResponseError(
-                "the token endpoint answered without an access_token",
+            # Refused for good, like a bad lifetime: remembered (FAILURE_MEMORY) and shared,
+            # not retried by every call (each retry a password grant: an account locked).
+            what = (
+                "an HTML page (a proxy or login page?)"
+                if body.lstrip()[:1] == b"<"
+                else "no JSON object"
+                if not isinstance(data, dict)
+                else "no access_token"
+            )
+            raise AuthenticationError(
+                f"the token endpoint answered 200 with {what} instead of a token",
                 status=status,
-                method="POST",
-                path="token",
+                error="invalid_token_response",
             )
         access = data["access_token"]
         if not _header_safe(access):

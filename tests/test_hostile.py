@@ -661,6 +661,38 @@ async def test_malformed_token_answers_are_typed_errors(case: str) -> None:
     assert not any(r.path.startswith("/api") for r in server.requests)
 
 
+UNUSABLE_TOKEN_ANSWERS = {
+    "empty object": b"{}",
+    "HTML page": b"<html><body>Please sign in</body></html>",
+    "a number JSON cannot hold": b'{"access_token": "abc", "expires_in": 1e400}',
+    "NaN": b'{"access_token": "abc", "expires_in": NaN}',
+    "a list": b'["access_token"]',
+}
+
+
+@pytest.mark.parametrize("case", list(UNUSABLE_TOKEN_ANSWERS))
+async def test_a_200_that_is_no_token_costs_one_grant_for_many_calls(case: str) -> None:
+    """Each grant is a password sent to the IdP (repeated ones lock accounts): a 200 that
+    holds no usable token is a refusal, shared by every call waiting, remembered a while."""
+
+    async def handler(request: Request, out: Writer) -> None:
+        if request.path.startswith("/token"):
+            await out.reply(200, UNUSABLE_TOKEN_ANSWERS[case])
+        else:
+            await out.reply(200, ENVELOPE)
+
+    async with serving(handler) as server, server.client() as client:
+        outcomes = await asyncio.gather(
+            *(client.dossiers.list() for _ in range(20)), return_exceptions=True
+        )
+        with pytest.raises(ea.AuthenticationError, match="instead of a token") as info:
+            await client.dossiers.list()  # later, still within the failure's memory
+    assert all(isinstance(outcome, ea.AuthenticationError) for outcome in outcomes)
+    assert info.value.error == "invalid_token_response"
+    assert server.count("/token") == 1
+    assert server.count("/api") == 0
+
+
 @pytest.mark.parametrize(
     ("claim", "expected"),
     [

@@ -19,6 +19,11 @@ within the margin of the latest change (a bulk update sharing one stamp), it nam
 of the latest stamps, and the others come again next run, said in ``report.warnings``.
 Each change is delivered at least once, never lost; exactly once unless the edge
 overflows. The tracker's own memory is bounded the same way.
+
+``margin`` is at most ``MAX_MARGIN`` (366 days): a wider one is a mistake (seconds given
+as days), not clock skew. Stamps and watermarks may lie anywhere in datetime's range
+(year 1 to 9999): a bound that would fall outside it is clamped to its edge, so a
+watermark within the margin of year 1 simply reads everything.
 """
 
 from __future__ import annotations
@@ -38,16 +43,27 @@ from ._pagination import Scan, ScanReport
 from ._protocol import parse_datetime
 from .models.scans import MAX_EDGE, Watermark, bounded_edge, check_watermark_filters, edge_id
 
-__all__ = ["DEFAULT_MARGIN", "ChangeTracker", "ChangeWindow", "Changes"]
+__all__ = ["DEFAULT_MARGIN", "MAX_MARGIN", "ChangeTracker", "ChangeWindow", "Changes"]
 
 T = TypeVar("T")
 
 _log = logging.getLogger("eattest_async")
 
 DEFAULT_MARGIN = dt.timedelta(minutes=10)
+MAX_MARGIN = dt.timedelta(days=366)
 _STAMP = "stateLastChangeDate"
 _ID = "dossierId"
 _COMPACT_AT = 1024  # the tracker's memory of recent changes: pruned from this size on
+
+
+def _earlier(stamp: dt.datetime, margin: dt.timedelta) -> dt.datetime:
+    """``stamp - margin``, or datetime.min if that is before year 1 (nothing is older)."""
+    return stamp - margin if stamp - dt.datetime.min >= margin else dt.datetime.min
+
+
+def _later(stamp: dt.datetime, margin: dt.timedelta) -> dt.datetime:
+    """``stamp + margin``, or datetime.max if that is after year 9999 (nothing is newer)."""
+    return stamp + margin if dt.datetime.max - stamp >= margin else dt.datetime.max
 
 
 def _stamp(value: object) -> dt.datetime | None:
@@ -83,6 +99,8 @@ class ChangeWindow:
         """``now``: the run's start, naive local time (``datetime.now()`` by default)."""
         if not isinstance(margin, dt.timedelta) or margin < dt.timedelta(0):
             raise InvalidInputError("margin", "expected a non-negative timedelta")
+        if margin > MAX_MARGIN:
+            raise InvalidInputError("margin", f"at most {MAX_MARGIN.days} days")
         check_watermark_filters(filters)  # now, not when the run is over
         if isinstance(since, Mapping):
             since = Watermark.from_json(since)
@@ -101,7 +119,7 @@ class ChangeWindow:
             since = dt.datetime.combine(since, dt.time())
         elif since is not None:
             raise InvalidInputError("since", "expected a Watermark, a datetime, a date or None")
-        ceiling = (dt.datetime.now() if now is None else now) + margin
+        ceiling = _later(dt.datetime.now() if now is None else now, margin)
         warnings: tuple[str, ...] = ()
         if since is not None and since > ceiling:
             warnings = (
@@ -119,10 +137,14 @@ class ChangeWindow:
         )
 
     def query_filters(self) -> dict[str, Any]:
-        """The ``stateLastChangeDate`` filter (a date: the API's precision)."""
+        """The ``stateLastChangeDate`` filter (a date: the API's precision); none when
+        the window starts at year 1 (everything: no need to send the API such a date)."""
         if self.since is None:
             return {}
-        return {"state_last_change_date": (self.since - self.margin).date()}
+        start = _earlier(self.since, self.margin)
+        if start == dt.datetime.min:
+            return {}
+        return {"state_last_change_date": start.date()}
 
 
 class ChangeTracker:
@@ -130,8 +152,10 @@ class ChangeTracker:
 
     def __init__(self, window: ChangeWindow) -> None:
         self.window = window
-        self._from = None if window.since is None else window.since - window.margin
+        start = None if window.since is None else _earlier(window.since, window.margin)
+        self._from = start  # nothing older is delivered
         self.latest: dt.datetime | None = window.since
+        self._floor = start  # latest - margin, moved with latest (not computed per item)
         self._recent: dict[int, tuple[dt.datetime, str]] = {}  # within margin of latest
         self._compact_at = _COMPACT_AT
         self.left_out = 0  # recent changes the edge had no room for: they come again
@@ -169,7 +193,9 @@ class ChangeTracker:
     def _remember(self, item_id: int, stamp: dt.datetime, text: str) -> None:
         if self.latest is None or stamp > self.latest:
             self.latest = stamp
-        if stamp >= self.latest - self.window.margin:
+            self._floor = _earlier(stamp, self.window.margin)
+        assert self._floor is not None
+        if stamp >= self._floor:
             self._recent[item_id] = (stamp, text)
             if len(self._recent) >= self._compact_at:
                 self._compact()
@@ -180,7 +206,7 @@ class ChangeTracker:
         Memory stays below 2 x MAX_EDGE changes however many share a stamp; compacting
         again only once the size doubled keeps it amortised O(log n) per item."""
         assert self.latest is not None
-        floor = self.latest - self.window.margin
+        floor = _earlier(self.latest, self.window.margin)
         live = sorted((v[0], k, v[1]) for k, v in self._recent.items() if v[0] >= floor)
         if len(live) > MAX_EDGE:
             dropped = live[:-MAX_EDGE]
@@ -195,7 +221,7 @@ class ChangeTracker:
         """The edge the watermark names, and up to how many changes of the margin it
         leaves out (those come again next run: a duplicate, never a loss)."""
         assert self.latest is not None
-        floor = self.latest - self.window.margin
+        floor = _earlier(self.latest, self.window.margin)
         pairs = [(k, v[1]) for k, v in self._recent.items() if v[0] >= floor]
         if self.window.since is not None and self.latest == self.window.since:
             # Nothing newer than last time: what was at the edge then still is.

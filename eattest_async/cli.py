@@ -358,6 +358,7 @@ def cli(debug: bool) -> None:
 
 _CONCURRENCY = click.IntRange(1, 256)
 _PAGE_SIZE = click.IntRange(1, 10_000)
+_MAX_MARGIN_SECONDS = 366 * 86_400  # the library's MAX_MARGIN (_sync: not imported at start)
 
 
 @cli.command()
@@ -831,8 +832,9 @@ def _save_checkpoint(path: Path, checkpoint: Checkpoint) -> bool:
     "--margin",
     default=600,
     show_default=True,
-    type=click.IntRange(0),
-    help="seconds asked again before the watermark (clock skew, same-second changes)",
+    type=click.IntRange(0, _MAX_MARGIN_SECONDS),
+    help="seconds asked again before the watermark (clock skew, same-second changes), "
+    "at most 366 days",
 )
 @click.option("--concurrency", default=8, show_default=True, type=click.IntRange(1, 256))
 @click.option("--page-size", default=100, show_default=True, type=click.IntRange(1, 2000))

@@ -308,6 +308,42 @@ async def test_a_sync_state_written_by_one_run_is_read_by_the_next(
     assert len(said) == 2, said  # each run warns of what the next delivers again
 
 
+async def test_sync_at_the_edges_of_time_reads_everything_or_refuses_the_margin(
+    tmp_path: Path,
+) -> None:
+    """A state file at year 1 reads everything; a margin beyond 366 days is a usage error
+    before any request (both were an OverflowError, exit 1)."""
+    stamps = {1: "0001-01-01T00:00:00", 2: "2026-01-20T10:00:00"}
+
+    async def listing(request: Request, out: Writer) -> None:
+        if "/dossiers?" not in request.path:
+            await default_handler(request, out)
+            return
+        content = [{"dossierId": k, "stateLastChangeDate": v} for k, v in stamps.items()]
+        await out.reply(200, {"content": content, "page": 0, "size": 100, "totalElements": 2})
+
+    state, written = tmp_path / "state.json", tmp_path / "out.jsonl"
+    args = ("sync", "--state", str(state), "--out", str(written))
+    year_1 = Watermark(changed_at=dt.datetime.min)
+    async with Server(listing) as server:
+        for margin in (str(10**12), str(366 * 86_400 + 1)):
+            state.write_bytes(orjson.dumps(year_1.to_json()))
+            refused = await eattest(server, *args, "--margin", margin)
+            assert refused.exit_code == 2, refused.output
+            assert "--margin" in refused.stderr
+            assert "Overflow" not in refused.stderr
+        assert server.requests == []
+        for margin in ("600", str(366 * 86_400)):
+            state.write_bytes(orjson.dumps(year_1.to_json()))
+            result = await eattest(server, *args, "--margin", margin)
+            assert result.exit_code == 0, result.output
+            assert Watermark.from_json(orjson.loads(state.read_bytes())).changed_at == (
+                dt.datetime(2026, 1, 20, 10)
+            )
+    lines = [orjson.loads(line)["dossierId"] for line in written.read_bytes().splitlines()]
+    assert lines == [1, 2, 1, 2]  # everything, each run
+
+
 async def test_the_library_log_shows_server_text_and_obeys_none() -> None:
     # EATTEST_LOG puts the library's own log on stderr; a retried error quotes the server.
     answered: list[str] = []

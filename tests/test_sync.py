@@ -13,7 +13,7 @@ import orjson
 import pytest
 
 import eattest_async as ea
-from eattest_async._sync import DEFAULT_MARGIN, ChangeTracker, ChangeWindow
+from eattest_async._sync import DEFAULT_MARGIN, MAX_MARGIN, ChangeTracker, ChangeWindow
 from eattest_async.cli import _load_watermark
 from eattest_async.models.scans import MAX_EDGE, WATERMARK_BYTES
 from eattest_async.simulator import Simulator
@@ -103,6 +103,8 @@ async def test_sync_arguments_are_checked_before_anything_is_sent(
         {"since": "2024-01-01"},
         {"since": {"version": 99}},
         {"margin": dt.timedelta(seconds=-1)},
+        {"margin": MAX_MARGIN + dt.timedelta(seconds=1)},  # seconds given as days, say
+        {"margin": dt.timedelta.max},
         {"state_last_change_date": "2024-01-01"},
         {"dossier_reference": "x" * 5000},  # more than a watermark keeps
     ):
@@ -158,6 +160,37 @@ def test_a_saved_watermark_in_the_future_is_not_trusted() -> None:
     assert watermark is not None
     assert watermark.changed_at == now + DEFAULT_MARGIN
     assert tracker.future == 1
+
+
+# -- stamps and watermarks at the edges of datetime's range ---------------------------------
+
+
+async def test_a_watermark_at_year_1_reads_everything_and_a_stamp_there_is_kept() -> None:
+    stamps = {1: "0001-01-01T00:00:00", 2: "0001-01-01T00:05:00", 3: "2026-01-20T10:00:00"}
+    async for _server, client in serve(stamped(stamps)):
+        for since in (None, dt.datetime.min, ea.Watermark(changed_at=dt.datetime.min)):
+            changes = client.dossiers.changes(since=since, margin=MAX_MARGIN, raw=True)
+            assert sorted([d["dossierId"] async for d in changes]) == [1, 2, 3]
+            assert saved(changes.next_watermark).changed_at == dt.datetime(2026, 1, 20, 10)
+        del stamps[3]  # the latest change at year 1: its margin reaches before year 1
+        changes = client.dossiers.changes(raw=True)
+        assert sorted([d["dossierId"] async for d in changes]) == [1, 2]
+        watermark = saved(changes.next_watermark)
+        assert watermark.changed_at == dt.datetime(1, 1, 1, 0, 5)
+        assert sorted(watermark.edge) == [(1, stamps[1]), (2, stamps[2])]
+        changes = client.dossiers.changes(since=watermark, raw=True)
+        assert [d async for d in changes] == []  # each once
+
+
+def test_a_run_starting_at_year_9999_trusts_stamps_up_to_its_end() -> None:
+    now = dt.datetime.max - dt.timedelta(minutes=1)
+    tracker = ChangeTracker(ChangeWindow.of(None, margin=MAX_MARGIN, filters=(), now=now))
+    assert tracker.window.ceiling == dt.datetime.max
+    assert tracker.admit({"dossierId": 1, "stateLastChangeDate": dt.datetime.max.isoformat()})
+    assert tracker.future == 0
+    watermark = tracker.watermark()
+    assert watermark is not None
+    assert watermark.changed_at == dt.datetime.max
 
 
 # -- many dossiers sharing one stamp (a bulk update) ----------------------------------------

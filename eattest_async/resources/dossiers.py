@@ -269,7 +269,8 @@ class DossiersResource(Resource):
         Asks for ``stateLastChangeDate`` from ``margin`` before the watermark (clocks of
         the service's nodes differ; several changes share a second), and skips what the
         last run already delivered. ``since`` is a :class:`Watermark` (or its
-        ``to_json()``), or a naive datetime/date on the service's clock.
+        ``to_json()``), or a naive datetime/date on the service's clock. ``margin`` is at
+        most 366 days (``InvalidInputError`` otherwise, before any request).
         """
         if "state_last_change_date" in filters:
             raise InvalidInputError("state_last_change_date", "changes() sets it from since=")

@@ -42,6 +42,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.progress import Progress
 
+    from ._client import Client
     from ._config import Environment
     from ._pagination import Checkpoint, ScanProgress
     from .models import Dossier, FileInfo, NewDossier
@@ -517,12 +518,23 @@ def _connection_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def _coordinator() -> Any:
-    """``$EATTEST_REDIS_URL``: share the token and the rate gate with the account's other
-    processes (README, "Running several workers"); unset: this process alone."""
+def _client(
+    environment: Environment, username: str, password: str, account_id: int | None
+) -> Client:
+    """The client of every command that talks to the service (only ``demo`` has its own:
+    a simulator of its own). ``$EATTEST_REDIS_URL``: share the token and the rate gate
+    with the account's other processes (README, "Running several workers"); unset: this
+    process alone. One place, so that no command forgets it (sync once did)."""
+    from ._client import Client
     from ._coordination import coordinator_from_env
 
-    return coordinator_from_env()
+    return Client(
+        environment,
+        username=username,
+        password=password,
+        account_id=account_id,
+        coordinator=coordinator_from_env(),
+    )
 
 
 def _credentials(username: str | None) -> tuple[str, str]:
@@ -554,15 +566,7 @@ def whoami(
     user, password = _credentials(username)
 
     async def run() -> None:
-        from ._client import Client
-
-        async with Client(
-            environment,
-            username=user,
-            password=password,
-            account_id=account_id,
-            coordinator=_coordinator(),
-        ) as client:
+        async with _client(environment, user, password, account_id) as client:
             account = await client.account.get()
             lifetime = client.token_lifetime
         # What the service says is shown, never obeyed by the terminal (_printable).
@@ -654,18 +658,11 @@ def scan(
     console = _console(stderr=True)
 
     async def run() -> None:
-        from ._client import Client
         from ._pagination import Scan
 
         not_objects = 0
 
-        async with Client(
-            environment,
-            username=user,
-            password=password,
-            account_id=account_id,
-            coordinator=_coordinator(),
-        ) as client:
+        async with _client(environment, user, password, account_id) as client:
             resource = client.dossiers if kind == "dossiers" else client.thirdparties
             if resume_from is not None:
                 _drop_cut_line(out)
@@ -865,11 +862,7 @@ def sync(
     user, password = _credentials(username)
 
     async def run() -> None:
-        from ._client import Client
-
-        async with Client(
-            environment, username=user, password=password, account_id=account_id
-        ) as client:
+        async with _client(environment, user, password, account_id) as client:
             changes = client.dossiers.changes(
                 since=since,
                 margin=dt.timedelta(seconds=margin),
@@ -970,15 +963,7 @@ def download(
     user, password = _credentials(username)
 
     async def run() -> None:
-        from ._client import Client
-
-        async with Client(
-            environment,
-            username=user,
-            password=password,
-            account_id=account_id,
-            coordinator=_coordinator(),
-        ) as client:
+        async with _client(environment, user, password, account_id) as client:
             done = skipped = listed_files = repeated = 0
             dossiers: set[int] = set()
             failures: list[str] = []
@@ -1349,8 +1334,6 @@ def create(
     async def run() -> None:
         import anyio
 
-        from ._client import Client
-
         counts = {"created": 0, "exists": 0, "failed": 0, "sent": 0}
 
         def record(number: int, dossier: NewDossier, status: str, **fields: Any) -> None:
@@ -1358,13 +1341,7 @@ def create(
                 number, dossier.dossier_reference, dossier.company_id_value, status, **fields
             )
 
-        async with Client(
-            environment,
-            username=user,
-            password=password,
-            account_id=account_id,
-            coordinator=_coordinator(),
-        ) as client:
+        async with _client(environment, user, password, account_id) as client:
             to_send = list(fresh)
             # A row sent when the last run stopped, answer unknown: ask the service.
             for number, dossier in uncertain:

@@ -13,6 +13,7 @@ import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
+from pathlib import Path
 from typing import Any
 
 import anyio
@@ -27,6 +28,7 @@ from eattest_async.simulator import FaultAction, Simulator
 
 from .conftest import client_for
 from .redis_server import RedisServer, redis_server
+from .test_cli import eattest
 from .test_ratelimit import deadline_in
 
 __all__ = ["redis_server"]  # the fixture, imported to be used here
@@ -196,6 +198,31 @@ async def test_cli_processes_share_the_token_through_the_environment_variable(
 
     await asyncio.gather(whoami(), whoami())  # two processes at once: one signs in
     assert sim.stats.token_grants == {"password": 1}  # the other one waited, then adopted it
+
+
+async def test_every_cli_command_adopts_the_token_another_process_holds(
+    sim: Simulator, redis_server: RedisServer, tmp_path: Path
+) -> None:
+    # A worker of the account signed in: its token is in Redis. Each command sharing the
+    # Redis store uses it (sync built its client without the store, and signed in again).
+    async with client_for(sim, coordinator=ea.RedisCoordinator(redis_server.url)) as worker:
+        dossier = (await worker.dossiers.list(page_size=1)).items[0].dossier_id
+    env = {
+        "EATTEST_BASE_URL": sim.base_url,
+        "EATTEST_TOKEN_URL": sim.token_url,
+        "EATTEST_USERNAME": sim.username,
+        "EATTEST_PASSWORD": sim.password,
+        "EATTEST_REDIS_URL": redis_server.url,
+    }
+    for args in (
+        ("sync", "--state", str(tmp_path / "state.json"), "--out", str(tmp_path / "changed")),
+        ("scan", "dossiers", "--monitored", "--out", str(tmp_path / "scanned.jsonl")),
+        ("download", "--dossier", str(dossier), "--to", str(tmp_path / "files")),
+    ):
+        code, _, err = await eattest(*args, env=env)
+        assert code == 0, err
+    assert (tmp_path / "state.json").exists()
+    assert sim.stats.token_grants == {"password": 1}
 
 
 def test_a_coordinator_must_be_one() -> None:

@@ -14,6 +14,7 @@ from ._coordination import Coordinator, LocalCoordinator, coordination_key
 from ._core import ClientStats, Core
 from ._exceptions import InvalidInputError
 from ._ratelimit import RateGate, RateSnapshot
+from ._redact import redacted_url
 from ._transport import AiohttpTransport
 
 if TYPE_CHECKING:
@@ -153,7 +154,8 @@ class Client:
         state = "open" if self._core.opened else "not open"
         state = "closed" if self._transport.closed else state
         user = f" user={self._username!r}" if self._username else ""
-        return f"<Client {self.environment.name} {self.environment.base_url}{user} {state}>"
+        url = redacted_url(self.environment.base_url)
+        return f"<Client {self.environment.name} {url}{user} {state}>"
 
     @property
     def _tokens(self) -> TokenManager | None:

@@ -9,6 +9,7 @@ from urllib.parse import urlsplit
 import attrs
 
 from ._exceptions import InvalidInputError
+from ._redact import redacted_url
 from ._validation import check_concurrency
 
 __all__ = ["Environment", "Limits", "RetryPolicy", "Timeouts", "is_loopback_host"]
@@ -27,8 +28,19 @@ def is_loopback_host(host: str) -> bool:
         return False
 
 
+def _shown(url: str) -> str:
+    return repr(redacted_url(url))
+
+
 def _check_url(field: str, url: str, allow_http: bool) -> str:
-    parts = urlsplit(url)
+    # The reasons never quote the URL: it may hold a password or a token (redacted_url).
+    if not isinstance(url, str):
+        raise InvalidInputError(field, "expected an absolute http(s) URL")
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError on a malformed port)
+    except ValueError:
+        raise InvalidInputError(field, "expected an absolute http(s) URL") from None
     if parts.scheme not in ("https", "http") or not parts.hostname:
         raise InvalidInputError(field, "expected an absolute http(s) URL")
     if parts.username or parts.password:
@@ -49,8 +61,9 @@ class Environment:
     """
 
     name: str
-    base_url: str
-    token_url: str
+    # Shown redacted: a query (or userinfo, refused) may hold a token or a password.
+    base_url: str = attrs.field(repr=_shown)
+    token_url: str = attrs.field(repr=_shown)
     client_id: str = "ea-api-edge"
     allow_http: bool = False
 

@@ -46,7 +46,7 @@ from ._config import Environment
 from ._exceptions import EattestError, InvalidInputError
 from ._protocol import clip
 from ._ratelimit import BudgetReport, GateStore, Reservation, window_hold
-from ._redact import Redactor
+from ._redact import Redactor, redacted_url
 
 if TYPE_CHECKING:
     from redis.asyncio import Redis
@@ -308,13 +308,8 @@ class _Connection:
         raise _Unavailable from exc
 
     def _redacted_url(self) -> str:
-        # redis://user:password@host, or ?password=: the password must never reach a log
-        # line. The whole query is hidden (redis-py takes any connection argument there).
-        scheme, sep, rest = self.url.partition("://")
-        rest, query, _ = rest.partition("?")
-        if "@" in rest:
-            rest = "***@" + rest.rsplit("@", 1)[1]
-        return scheme + sep + rest + ("?***" if query else "")
+        # redis://user:password@host, or ?password=: never in a log line.
+        return redacted_url(self.url)
 
     def _passwords(self) -> list[str]:
         try:

@@ -23,7 +23,7 @@ import attrs
 
 from ._exceptions import EattestError
 
-__all__ = ["Redactor"]
+__all__ = ["Redactor", "redacted_url"]
 
 MIN_SECRET = 3  # shorter "secrets" would garble every message they are redacted from
 REDACTED = "[redacted]"
@@ -42,6 +42,30 @@ _ESCAPE = re.compile(
 )
 _INTRODUCERS = frozenset("\\%&+")  # characters that can start an encoding (_ESCAPE)
 _PERCENT_BYTE = re.compile(r"%(?:25)*([0-9a-f]{2})", re.IGNORECASE)
+
+
+def redacted_url(url: str) -> str:
+    """A URL a user gave, fit to quote in an error, a log or a repr: its userinfo as
+    ``***@``, its query and fragment as ``?***``/``#***`` (a password or a token may be
+    in any of them; redis-py, for one, takes ``?password=``). Never raises, whatever the
+    text: it is cut as text, not parsed.
+
+    A password may hold ``/`` (so the userinfo ends at the last ``@`` before the query)
+    or ``?``/``#`` (so an ``@`` after them may end it), and ``user:password`` without its
+    ``@host`` reads as a host and a port that is not one: then the whole host is hidden.
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        scheme, rest = "", url
+    cut = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    head, tail = rest[:cut], rest[cut:]
+    authority = head.split("/", 1)[0]
+    port = authority.rpartition(":")[2] if ":" in authority.rpartition("]")[2] else ""
+    if "@" in head:
+        head = "***@" + head.rsplit("@", 1)[1]
+    elif "@" in tail or (port and not port.isdigit()):
+        head = "***" + head[len(authority) :]
+    return scheme + sep + head + (tail[0] + "***" if tail else "")
 
 
 def _units(char: str) -> str:

@@ -477,6 +477,7 @@ async def _demo(
 
 def _environment(env: str, base_url: str | None, token_url: str | None) -> Environment:
     from ._config import Environment
+    from ._redact import redacted_url
 
     if base_url or token_url:
         if not (base_url and token_url):
@@ -494,7 +495,9 @@ def _environment(env: str, base_url: str | None, token_url: str | None) -> Envir
             )
             # The library's advice (allow_http=True) is for code; here, say what is allowed.
             reason = error.reason.split(";")[0]
-            _fail(f"{flag} {url!r}: {reason} (https://, or http:// to localhost)", EXIT_USAGE)
+            # Quoted without its userinfo, query or fragment: a password or token there.
+            shown = redacted_url(url or "")
+            _fail(f"{flag} {shown!r}: {reason} (https://, or http:// to localhost)", EXIT_USAGE)
     return Environment.PROD if env == "prod" else Environment.TEST
 
 

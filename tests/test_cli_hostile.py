@@ -40,14 +40,16 @@ EVIL = (
 OBEYED = ("\x1b", "\x07", "\x9b", "\u202e")  # what a terminal acts on instead of showing
 
 
-async def eattest(server: Server, *args: str) -> Result:
-    """``eattest ARGS`` against ``server``, as a user runs it (environment, exit code)."""
+async def eattest(server: Server, *args: str, **environ: str) -> Result:
+    """``eattest ARGS`` against ``server``, as a user runs it (environment, exit code);
+    ``environ``: variables to set besides (or instead of) those naming ``server``."""
     env = {
         "EATTEST_BASE_URL": f"{server.url}/api/v1",
         "EATTEST_TOKEN_URL": f"{server.url}/token",
         "EATTEST_USERNAME": USERNAME,
         "EATTEST_PASSWORD": PASSWORD,
         "EATTEST_REDIS_URL": "",
+        **environ,
     }
 
     def invoke() -> Result:
@@ -342,6 +344,25 @@ async def test_sync_at_the_edges_of_time_reads_everything_or_refuses_the_margin(
             )
     lines = [orjson.loads(line)["dossierId"] for line in written.read_bytes().splitlines()]
     assert lines == [1, 2, 1, 2]  # everything, each run
+
+
+async def test_a_url_given_with_a_secret_is_refused_without_showing_it() -> None:
+    secret = "hunter2pw"
+    async with Server() as server:  # never reached: each is refused before signing in
+        where = server.url.removeprefix("http://")
+        for variable, url, shown in (
+            ("BASE", f"http://u:{secret}@{where}/api/v1", f"'http://***@{where}/api/v1'"),
+            ("BASE", f"http://u:{secret}/x@{where}/api/v1", f"'http://***@{where}/api/v1'"),
+            ("BASE", f"http://u:{secret}?x@{where}/api/v1", "'http://***?***'"),
+            ("TOKEN", f"http://auth.example/token?key={secret}", "'http://auth.example/token?***'"),
+            ("TOKEN", f"http://u:{secret}/token", "'http://***/token'"),  # @host forgotten
+        ):
+            result = await eattest(server, "whoami", **{f"EATTEST_{variable}_URL": url})
+            assert result.exit_code == 2, result.output
+            assert secret not in result.output
+            assert len(result.stderr.strip().splitlines()) == 1, result.stderr
+            assert f"--{variable.lower()}-url/EATTEST_{variable}_URL {shown}:" in result.stderr
+        assert server.requests == []
 
 
 async def test_the_library_log_shows_server_text_and_obeys_none() -> None:

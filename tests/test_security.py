@@ -97,3 +97,32 @@ def test_plain_http_is_refused_except_on_loopback() -> None:
     assert ea.Environment.custom(
         base_url="http://10.0.0.5/api/v1", token_url="http://10.0.0.5/t", allow_http=True
     ).allow_http
+
+
+SECRET = "hunter2pw"
+
+
+def test_a_url_given_with_a_secret_is_never_shown_with_it() -> None:
+    # Accepted: a token in the query (a gateway's ?apikey=, say) or the fragment.
+    environment = ea.Environment.custom(
+        base_url=f"https://rs.example.com/api/v1?apikey={SECRET}",
+        token_url=f"https://auth.example.com/t#{SECRET}",
+    )
+    client = ea.Client(environment, username="u", password="p")
+    for shown in (repr(environment), str(environment), repr(client)):
+        assert SECRET not in shown
+        assert "https://rs.example.com/api/v1?***" in shown
+    assert "'https://auth.example.com/t#***'" in repr(environment)
+    # Refused: the errors say why without quoting what was given.
+    for base_url in (
+        f"https://u:{SECRET}@rs.example.com/api/v1",
+        f"https://u:{SECRET}/x@rs.example.com/api/v1",  # a "/" in the password
+        f"https://u:{SECRET}?x@rs.example.com/api/v1",  # a "?" in the password
+        f"http://rs.example.com/api/v1?apikey={SECRET}",  # plain http
+        f"https://rs.example.com:{SECRET}/api/v1",  # not a port
+        f"https://[{SECRET}/api/v1",  # not a host
+    ):
+        with pytest.raises(ea.InvalidInputError) as info:
+            ea.Environment.custom(base_url=base_url, token_url="https://a/t")
+        assert info.value.field == "base_url"
+        assert SECRET not in repr(info.value) + str(info.value)

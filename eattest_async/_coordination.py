@@ -14,11 +14,13 @@ both keyed by environment + username (hashed; never the password):
 :class:`LocalCoordinator` (the default) keeps everything in the process: today's behaviour.
 :class:`RedisCoordinator` shares through Redis (``pip install 'eattest-async[redis]'``).
 
-Redis down, slow or unreachable: every call is bounded by ``timeout``; the first failure
-of an outage emits a :class:`CoordinationWarning` (and a log line), then either the client
-carries on with in-process state (``on_unavailable="local"``: the gate paces at the shared
-limit divided by the processes last seen, the token is the process's own) or every call
-fails with :class:`CoordinationError` (``on_unavailable="fail"``). Redis is tried again
+Redis down, slow, unreachable, or answering what Redis running these commands never
+would (a reply of another shape: whatever listens in its place): every call is bounded by
+``timeout``; the first failure of an outage emits a :class:`CoordinationWarning` (and a
+log line), then either the client carries on with in-process state
+(``on_unavailable="local"``: the gate paces at the shared limit divided by the processes
+last seen, the token is the process's own) or every call fails with
+:class:`CoordinationError` (``on_unavailable="fail"``). Redis is tried again
 ``retry_every`` seconds later; what was learned meanwhile (deadline, pacing) is written
 back, so that a restarted, empty Redis resumes where the processes are.
 """
@@ -29,6 +31,7 @@ import contextlib
 import functools
 import hashlib
 import logging
+import math
 import os
 import secrets
 import threading
@@ -209,6 +212,75 @@ class _Unavailable(Exception):
     """Redis could not answer this call in time (internal: callers fall back)."""
 
 
+class UnexpectedReply(Exception):
+    """A reply that is not what the command or script returns (internal: Redis, or
+    whatever answers in its place, is then unavailable)."""
+
+
+# -- what each reply must be: a kind, or a list of exactly so many items of their kinds ---
+
+
+def _finite(item: object) -> float:
+    """A number as the scripts return it: an integer or a string of digits, finite."""
+    if isinstance(item, bool) or not isinstance(item, (int, bytes)):
+        raise UnexpectedReply(f"{type(item).__name__} where a number was expected")
+    try:
+        value = float(item)
+    except (ValueError, OverflowError):
+        value = math.nan
+    if not math.isfinite(value):
+        raise UnexpectedReply("not a finite number")
+    return value
+
+
+def _whole(item: object) -> int:
+    """A Lua number (Redis returns it as an integer)."""
+    if isinstance(item, bool) or not isinstance(item, int):
+        raise UnexpectedReply(f"{type(item).__name__} where an integer was expected")
+    return item
+
+
+def _finite_or_none(item: object) -> float | None:
+    """A hash field (HMGET): absent, or a number as the scripts write it."""
+    return None if item is None else _finite(item)
+
+
+def _blob_or_none(item: object) -> bytes | None:
+    """A string value (GET): absent, or bytes."""
+    if item is not None and not isinstance(item, bytes):
+        raise UnexpectedReply(f"{type(item).__name__} where a string was expected")
+    return item
+
+
+def _set_or_not(item: object) -> bool:
+    """SET's answer as redis-py returns it: True (OK), or None (NX: already set)."""
+    if item is not True and item is not None:
+        raise UnexpectedReply(f"{type(item).__name__} where OK or nil was expected")
+    return item is True
+
+
+def _items(*kinds: Callable[[object], Any]) -> Callable[[object], tuple[Any, ...]]:
+    """A list of exactly ``len(kinds)`` items, each of its kind."""
+
+    def check(reply: object) -> tuple[Any, ...]:
+        if not isinstance(reply, list) or len(reply) != len(kinds):
+            found = f"{len(reply)} items" if isinstance(reply, list) else type(reply).__name__
+            raise UnexpectedReply(f"{found} where a list of {len(kinds)} was expected")
+        return tuple(kind(item) for kind, item in zip(kinds, reply, strict=True))
+
+    return check
+
+
+def _redis_protocol(url: str) -> Any:
+    """The RESP version redis-py speaks for ``url`` (``?protocol=``, else its default:
+    3 from redis-py 8, 2 before); ValueError where redis-py would fail at first use."""
+    import redis.utils
+    from redis.asyncio.connection import parse_url
+
+    protocol = parse_url(url).get("protocol")
+    return getattr(redis.utils, "DEFAULT_RESP_VERSION", 2) if protocol is None else protocol
+
+
 class _Connection:
     """One lazily created ``redis.asyncio`` client, every call bounded, outages tracked."""
 
@@ -250,18 +322,23 @@ class _Connection:
     def available(self) -> bool:
         return not self._outage or time.monotonic() >= self._down_until
 
-    async def call(self, operation: Callable[[Redis], Awaitable[T]]) -> T:
-        """Run one Redis operation within ``timeout``; raise ``_Unavailable`` (or, when
-        configured to fail, :class:`CoordinationError`) when Redis cannot answer."""
-        from redis.exceptions import RedisError
-
+    async def call(
+        self, operation: Callable[[Redis], Awaitable[object]], expect: Callable[[object], T]
+    ) -> T:
+        """Run one Redis operation within ``timeout`` and return its reply as ``expect``
+        reads it; raise ``_Unavailable`` (or, when configured to fail,
+        :class:`CoordinationError`) when Redis cannot answer, or answers what no Redis
+        running our commands would."""
         if not self.available:
             self.failures += 1
             self._unavailable(None)
         try:
             with anyio.fail_after(self.timeout * 3):
-                result = await operation(self._client())
-        except (RedisError, OSError, TimeoutError) as exc:
+                reply = await operation(self._client())
+            result = expect(reply)
+        except Exception as exc:
+            # Not only RedisError, OSError and timeouts: redis-py's parser lets a garbled
+            # reply raise ValueError and the like. Cancellation is no Exception: it goes on.
             self.failures += 1
             self._down_until = time.monotonic() + self.retry_every
             if not self._outage:
@@ -284,20 +361,22 @@ class _Connection:
             logger.warning("Redis at %s is reachable again", self._redacted_url())
         return result
 
-    async def script(self, lua: str, key: str, args: tuple[str, ...]) -> Any:
+    async def script(
+        self, lua: str, key: str, args: tuple[str, ...], expect: Callable[[object], T]
+    ) -> T:
         """Run a Lua script atomically on ``key`` (EVALSHA; the source only when Redis
         lost its script cache, e.g. after a restart)."""
         from redis.exceptions import NoScriptError
 
         sha = _sha1(lua)
 
-        async def run(redis: Redis) -> Any:
+        async def run(redis: Redis) -> object:
             try:
                 return await redis.evalsha(sha, 1, key, *args)
             except NoScriptError:
                 return await redis.eval(lua, 1, key, *args)
 
-        return await self.call(run)
+        return await self.call(run, expect)
 
     def _unavailable(self, exc: BaseException | None) -> NoReturn:
         if self.on_unavailable == "fail":
@@ -367,7 +446,7 @@ class RedisGateStore:
         if give_back is not None and abs(self._seen_tat - give_back[1]) < 1e-5:
             self._seen_tat = give_back[0]  # what this process saw was its own reservation
         try:
-            reply = await self._connection.script(
+            slot, peers, number = await self._connection.script(
                 _RESERVE,
                 self._hash,
                 (
@@ -384,8 +463,9 @@ class RedisGateStore:
                     str(self._seen_number),
                     "" if give_back is None else str(give_back[2]),
                 ),
+                _items(_finite, _whole, _whole),  # slot, processes seen, number
             )
-            slot, self.peers, number = float(reply[0]), max(1, int(reply[1])), int(reply[2])
+            self.peers = max(1, peers)
             self._seen_number = max(self._seen_number, number)
         except _Unavailable:
             # Alone now: the same GCRA step on what this process knows, at a share of the
@@ -418,6 +498,7 @@ class RedisGateStore:
                     _num(end),
                     str(_STATE_TTL),
                 ),
+                _whole,  # 1: merged, 0: an earlier window's, ignored
             )
 
     @property
@@ -427,18 +508,19 @@ class RedisGateStore:
     async def holds(self, *, number: int, now: float) -> tuple[float, float]:
         fields = ("deadline", "report_number", "report_remaining", "report_end")
         try:
-            reply = await self._connection.call(lambda r: r.hmget(self._hash, fields))
+            deadline, reported, remaining, end = await self._connection.call(
+                lambda r: r.hmget(self._hash, fields), _items(*[_finite_or_none] * len(fields))
+            )
         except _Unavailable:
             return self._seen_deadline, 0.0
-        if reply[0] is not None:
-            self._seen_deadline = max(self._seen_deadline, float(reply[0]))
+        if deadline is not None:
+            self._seen_deadline = max(self._seen_deadline, deadline)
         window = 0.0
-        reported, remaining, end = reply[1:]
         if number > 0 and reported is not None and remaining is not None and end is not None:
             report = BudgetReport(
-                number=int(float(reported)),
-                remaining=int(float(remaining)),
-                end=float(end),
+                number=int(reported),
+                remaining=int(remaining),
+                end=end,
                 opened=0.0,  # (not read by window_hold)
             )
             window = window_hold(report, number=number, at=now)
@@ -447,10 +529,13 @@ class RedisGateStore:
     async def extend_deadline(self, until: float) -> float:
         self._seen_deadline = max(self._seen_deadline, until)
         try:
-            reply = await self._connection.script(
-                _EXTEND_DEADLINE, self._hash, (_num(self._seen_deadline), str(_STATE_TTL))
+            deadline = await self._connection.script(
+                _EXTEND_DEADLINE,
+                self._hash,
+                (_num(self._seen_deadline), str(_STATE_TTL)),
+                _finite,
             )
-            self._seen_deadline = max(self._seen_deadline, float(reply))
+            self._seen_deadline = max(self._seen_deadline, deadline)
         except _Unavailable:
             pass
         return self._seen_deadline
@@ -540,10 +625,10 @@ class RedisTokenStore:
     async def load(self) -> TokenRecord | None:
         """The shared token, or None (none yet, unreadable, or Redis unavailable)."""
         try:
-            sealed = await self._connection.call(lambda r: r.get(self._key))
+            sealed = await self._connection.call(lambda r: r.get(self._key), _blob_or_none)
         except _Unavailable:
             return None
-        if not isinstance(sealed, bytes):
+        if sealed is None:
             return None
         plain = await self._sealer.open(sealed, self._key.encode())
         if plain is None:
@@ -581,7 +666,7 @@ class RedisTokenStore:
         usable_until = max(record.expires_at, record.refresh_expires_at or 0.0)
         ttl_ms = max(1000, int((usable_until - time.time()) * 1000))
         with contextlib.suppress(_Unavailable):
-            await self._connection.call(lambda r: r.set(self._key, sealed, px=ttl_ms))
+            await self._connection.call(lambda r: r.set(self._key, sealed, px=ttl_ms), _set_or_not)
 
     @contextlib.asynccontextmanager
     async def lock(self) -> AsyncIterator[None]:
@@ -592,12 +677,11 @@ class RedisTokenStore:
         try:
             while True:
                 try:
-                    held = bool(
-                        await self._connection.call(
-                            lambda r: r.set(
-                                self._lock_key, owner, nx=True, px=int(self._lock_ttl * 1000)
-                            )
-                        )
+                    held = await self._connection.call(
+                        lambda r: r.set(
+                            self._lock_key, owner, nx=True, px=int(self._lock_ttl * 1000)
+                        ),
+                        _set_or_not,
                     )
                 except _Unavailable:
                     break  # no Redis: the in-process single flight is all there is
@@ -620,7 +704,7 @@ class RedisTokenStore:
                     anyio.CancelScope(shield=True),
                     contextlib.suppress(_Unavailable, CoordinationError),
                 ):
-                    await self._connection.script(_UNLOCK, self._lock_key, (owner,))
+                    await self._connection.script(_UNLOCK, self._lock_key, (owner,), _whole)
 
 
 # -- coordinators ---------------------------------------------------------------------------
@@ -706,6 +790,16 @@ class RedisCoordinator:
             raise InvalidInputError(
                 "coordinator", "RedisCoordinator needs: pip install 'eattest-async[redis]'"
             ) from exc
+        try:
+            protocol = _redis_protocol(url)
+        except ValueError:
+            # Refused now, not at first use (a port past 65535, a query value redis-py
+            # cannot read). Its own words may quote the URL, password included: not kept.
+            raise InvalidInputError(
+                "url", "not a Redis URL (a port from 0 to 65535? query values?)"
+            ) from None
+        if protocol not in (2, 3):
+            raise InvalidInputError("url", "protocol must be 2 or 3")
         self._connection = _Connection(
             url, timeout=timeout, retry_every=retry_every, on_unavailable=on_unavailable
         )

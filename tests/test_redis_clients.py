@@ -225,6 +225,34 @@ async def test_every_cli_command_adopts_the_token_another_process_holds(
     assert sim.stats.token_grants == {"password": 1}
 
 
+async def test_a_redis_url_redis_py_cannot_read_is_a_usage_error_in_the_cli(sim: Simulator) -> None:
+    env = {
+        **os.environ,
+        "EATTEST_BASE_URL": sim.base_url,
+        "EATTEST_TOKEN_URL": sim.token_url,
+        "EATTEST_USERNAME": sim.username,
+        "EATTEST_PASSWORD": sim.password,
+        "EATTEST_REDIS_URL": "redis://:s3cret-pw@127.0.0.1:99999/0",  # no such port
+    }
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        "from eattest_async.cli import main; main()",
+        "whoami",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.DEVNULL,
+        env=env,
+    )
+    _, err = await asyncio.wait_for(process.communicate(), 120)
+    shown = err.decode()
+    assert process.returncode == 2, shown  # as for any other bad setting: not an API failure
+    assert shown.startswith("error: url: ")
+    assert len(shown.splitlines()) == 1
+    assert "s3cret" not in shown
+    assert sum(sim.stats.token_grants.values()) == 0  # nobody signed in
+
+
 def test_a_coordinator_must_be_one() -> None:
     with pytest.raises(ea.InvalidInputError):
         ea.Client(ea.Environment.TEST, username="u", password="p", coordinator="redis://x")  # type: ignore[arg-type]

@@ -11,8 +11,8 @@ import contextlib
 import itertools
 import time
 import warnings
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
+from typing import Any, Literal
 
 import anyio
 import pytest
@@ -261,6 +261,19 @@ def test_bad_settings_are_refused_before_any_connection() -> None:
         RedisCoordinator("redis://127.0.0.1:6379", on_unavailable="ignore")  # type: ignore[arg-type]
     with pytest.raises(ea.InvalidInputError):
         RedisCoordinator("redis://127.0.0.1:6379", timeout=0)
+    # What redis-py would only find at the first call, as a ValueError out of a request.
+    with pytest.raises(ea.InvalidInputError):
+        RedisCoordinator("redis://127.0.0.1:99999/0")
+    with pytest.raises(ea.InvalidInputError):
+        RedisCoordinator("redis://127.0.0.1:6379/0?socket_timeout=soon")
+    with pytest.raises(ea.InvalidInputError):
+        RedisCoordinator("redis://127.0.0.1:6379/0?protocol=4")
+    # The host forgotten, the password is read as the port: not quoted back.
+    with pytest.raises(ea.InvalidInputError) as refused:
+        RedisCoordinator("redis://user:s3cret-pw")
+    assert "s3cret" not in str(refused.value)
+    assert refused.value.__cause__ is None
+    assert refused.value.__suppress_context__
 
 
 # -- the token store -----------------------------------------------------------------------
@@ -387,3 +400,131 @@ async def test_a_redis_quoting_the_password_back_is_redacted_and_cut(
     assert "refused" in texts[0]  # what Redis said is still there, to debug with
     assert not [text for text in texts if "s3cret" in text.lower()]
     assert max(len(text) for text in texts) < 2_000
+
+
+# -- a Redis that answers what no Redis would -------------------------------------------------
+
+
+Answer = Callable[[bytes], "bytes | Iterable[bytes] | None"]
+HELLO_3 = b"%3\r\n+server\r\n+redis\r\n+version\r\n+7.2.0\r\n+proto\r\n:3\r\n"
+
+
+class Impostor:
+    """Redis in name only, on loopback: each command (its name, upper case) gets
+    ``answer(name)``, bytes or chunks streamed while the client reads them; None: what
+    Redis answers the handshake (HELLO, CLIENT), +OK. ``sent`` counts the bytes the client's
+    side took."""
+
+    def __init__(self, answer: Answer) -> None:
+        self.answer = answer
+        self.sent = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def __aenter__(self) -> str:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"redis://127.0.0.1:{self._server.sockets[0].getsockname()[1]}/0"
+
+    async def __aexit__(self, *exc: object) -> None:
+        self._server.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._tasks.add(task)
+        try:
+            while line := await reader.readline():
+                arguments = []
+                for _ in range(int(line[1:])):
+                    size = int((await reader.readline())[1:])
+                    arguments.append((await reader.readexactly(size + 2))[:-2])
+                name = arguments[0].upper()
+                reply = self.answer(name)
+                if reply is None:
+                    reply = HELLO_3 if name == b"HELLO" else b"+OK\r\n"
+                for chunk in [reply] if isinstance(reply, bytes) else reply:
+                    writer.write(chunk)
+                    await writer.drain()
+                    self.sent += len(chunk)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass  # the client hung up
+        finally:
+            writer.close()  # cancelled at exit too: no socket left to the garbage collector
+
+
+async def _slot(coordinator: RedisCoordinator) -> object:
+    return (await coordinator.gate_store(KEY).reserve(now=NOW, interval=1.0, not_before=0.0)).slot
+
+
+async def _holds(coordinator: RedisCoordinator) -> object:
+    return await coordinator.gate_store(KEY).holds(number=1, now=NOW)
+
+
+async def _extended(coordinator: RedisCoordinator) -> object:
+    return await coordinator.gate_store(KEY).extend_deadline(NOW + 5)
+
+
+async def _shared_token(coordinator: RedisCoordinator) -> object:
+    return await coordinator.token_store(KEY, password="pw").load()
+
+
+async def _locked(coordinator: RedisCoordinator) -> object:
+    async with coordinator.token_store(KEY, password="pw").lock():
+        return "held"
+
+
+# What each step gives when Redis is away: the process's own view.
+ALONE: dict[Callable[[RedisCoordinator], Awaitable[object]], object] = {
+    _slot: NOW,
+    _holds: (0.0, 0.0),
+    _extended: NOW + 5,
+    _shared_token: None,
+    _locked: "held",
+}
+
+MALFORMED = {
+    "a number for the reservation": (b"EVALSHA", b":5\r\n", _slot),
+    "a short reservation": (b"EVALSHA", b"*1\r\n$1\r\n1\r\n", _slot),
+    "a word for the slot": (b"EVALSHA", b"*3\r\n$1\r\nx\r\n:1\r\n:1\r\n", _slot),
+    "an infinite slot": (b"EVALSHA", b"*3\r\n$3\r\ninf\r\n:1\r\n:1\r\n", _slot),
+    "a fraction for the number": (b"EVALSHA", b"*3\r\n$1\r\n0\r\n:1\r\n$3\r\n1.5\r\n", _slot),
+    "an integer of letters": (b"EVALSHA", b":abc\r\n", _slot),  # redis-py: ValueError
+    "an array 100k deep": (b"EVALSHA", b"*1\r\n" * 100_000 + b":1\r\n", _slot),
+    "a short hash": (b"HMGET", b"*1\r\n$1\r\n1\r\n", _holds),
+    "a word for the deadline": (
+        b"HMGET",
+        b"*4\r\n$3\r\nabc\r\n$1\r\n1\r\n$1\r\n1\r\n$1\r\n1\r\n",
+        _holds,
+    ),
+    "a list for the deadline": (b"EVALSHA", b"*0\r\n", _extended),
+    "a number for the token": (b"GET", b":1\r\n", _shared_token),
+    "neither OK nor nil for the lock": (b"SET", b"+QUEUED\r\n", _locked),
+}
+
+
+@pytest.mark.parametrize("on_unavailable", ["local", "fail"])
+@pytest.mark.parametrize(("command", "reply", "step"), MALFORMED.values(), ids=MALFORMED.keys())
+async def test_a_malformed_reply_is_redis_unavailable(
+    command: bytes,
+    reply: bytes,
+    step: Callable[[RedisCoordinator], Awaitable[object]],
+    on_unavailable: Literal["local", "fail"],
+) -> None:
+    """Whatever answers in Redis's place, the caller gets what an unreachable Redis gives:
+    a warning and the process's own state, or CoordinationError; never a raw Python error."""
+    async with Impostor(lambda name: reply if name == command else None) as url:
+        coordinator = RedisCoordinator(url, on_unavailable=on_unavailable, lock_wait=0.5)
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    outcome = await step(coordinator)
+                except CoordinationError:
+                    outcome = CoordinationError
+        finally:
+            await coordinator.aclose()
+    assert outcome == (CoordinationError if on_unavailable == "fail" else ALONE[step])
+    assert [w.category for w in caught] == [CoordinationWarning]
+    assert coordinator.failures == 1

@@ -16,13 +16,14 @@ both keyed by environment + username (hashed; never the password):
 
 Redis down, slow, unreachable, or answering what Redis running these commands never
 would (a reply of another shape: whatever listens in its place): every call is bounded by
-``timeout``; the first failure of an outage emits a :class:`CoordinationWarning` (and a
-log line), then either the client carries on with in-process state
-(``on_unavailable="local"``: the gate paces at the shared limit divided by the processes
-last seen, the token is the process's own) or every call fails with
-:class:`CoordinationError` (``on_unavailable="fail"``). Redis is tried again
-``retry_every`` seconds later; what was learned meanwhile (deadline, pacing) is written
-back, so that a restarted, empty Redis resumes where the processes are.
+``timeout`` and each reply by size (1 MiB, 256 items, 8 levels: ours are far smaller);
+the first failure of an outage emits a :class:`CoordinationWarning` (and a log line),
+then either the client carries on with in-process state (``on_unavailable="local"``: the
+gate paces at the shared limit divided by the processes last seen, the token is the
+process's own) or every call fails with :class:`CoordinationError`
+(``on_unavailable="fail"``). Redis is tried again ``retry_every`` seconds later; what was
+learned meanwhile (deadline, pacing) is written back, so that a restarted, empty Redis
+resumes where the processes are.
 """
 
 from __future__ import annotations
@@ -271,6 +272,58 @@ def _items(*kinds: Callable[[object], Any]) -> Callable[[object], tuple[Any, ...
     return check
 
 
+# -- what redis-py may read of one reply ------------------------------------------------------
+
+# Our replies are a sealed token (a few KB) or a few numbers: anything far larger, longer or
+# deeper is not Redis answering us, and must not be read into memory (the socket timeout
+# bounds the time only) nor recursed into (redis-py's parser recurses once per level).
+_MAX_REPLY_BYTES = 1 << 20
+_MAX_REPLY_ITEMS = 256  # of one array, set or map (HELLO's list of modules is the longest)
+_MAX_REPLY_DEPTH = 8
+_AGGREGATES = (b"*", b"%", b"~", b">", b"|")  # RESP2 and RESP3 types announcing a count
+
+
+@functools.lru_cache(maxsize=2)
+def _bounded_parser(protocol: int) -> type[Any]:
+    """redis-py's pure-Python parser for ``protocol`` (never hiredis, which takes any
+    size), refusing a reply beyond the bounds above with ``InvalidResponse`` (redis-py
+    then drops the connection). Relies on the parser's private ``_read``, ``_readline``
+    and ``_read_response`` (redis-py 5 to 8)."""
+    from redis._parsers import _AsyncRESP2Parser, _AsyncRESP3Parser
+    from redis.exceptions import InvalidResponse
+
+    base: type[Any] = _AsyncRESP3Parser if protocol == 3 else _AsyncRESP2Parser
+
+    class Bounded(base):  # type: ignore[misc]
+        _depth = 0
+
+        async def _read(self, length: int) -> Any:
+            # Checked before a byte of it is read: the length is announced first.
+            if not 0 <= length <= _MAX_REPLY_BYTES - self._pos:
+                raise InvalidResponse(f"a reply over {_MAX_REPLY_BYTES} bytes refused")
+            return await super()._read(length)
+
+        async def _readline(self) -> Any:
+            line = await super()._readline()  # asyncio bounds one line (64 KiB)
+            if self._pos > _MAX_REPLY_BYTES:
+                raise InvalidResponse(f"a reply over {_MAX_REPLY_BYTES} bytes refused")
+            count = line[1:] if line[:1] in _AGGREGATES else b""
+            if count.isdigit() and int(count) > _MAX_REPLY_ITEMS:
+                raise InvalidResponse(f"a reply over {_MAX_REPLY_ITEMS} items refused")
+            return line
+
+        async def _read_response(self, *args: Any, **kwargs: Any) -> Any:
+            self._depth += 1
+            try:
+                if self._depth > _MAX_REPLY_DEPTH:
+                    raise InvalidResponse(f"a reply over {_MAX_REPLY_DEPTH} levels refused")
+                return await super()._read_response(*args, **kwargs)
+            finally:
+                self._depth -= 1
+
+    return Bounded
+
+
 def _redis_protocol(url: str) -> Any:
     """The RESP version redis-py speaks for ``url`` (``?protocol=``, else its default:
     3 from redis-py 8, 2 before); ValueError where redis-py would fail at first use."""
@@ -304,8 +357,10 @@ class _Connection:
 
             # One retry, at once: a pooled connection found closed (Redis restarted) is
             # replaced; more would only delay the fallback. ``call`` bounds the whole.
+            protocol = _redis_protocol(self.url)
             self._redis = Redis.from_url(
                 self.url,
+                parser_class=_bounded_parser(protocol),
                 socket_timeout=self.timeout,
                 socket_connect_timeout=self.timeout,
                 retry=Retry(NoBackoff(), 1),

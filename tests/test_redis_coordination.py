@@ -418,7 +418,7 @@ class Impostor:
     def __init__(self, answer: Answer) -> None:
         self.answer = answer
         self.sent = 0
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._connections: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
 
     async def __aenter__(self) -> str:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
@@ -426,14 +426,14 @@ class Impostor:
 
     async def __aexit__(self, *exc: object) -> None:
         self._server.close()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for writer in self._connections.values():
+            writer.transport.abort()  # a handler waiting to read or write ends on its own
+        await asyncio.gather(*self._connections)
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)
+        self._connections[task] = writer
         try:
             while line := await reader.readline():
                 arguments = []
@@ -449,9 +449,8 @@ class Impostor:
                     await writer.drain()
                     self.sent += len(chunk)
         except (ConnectionError, asyncio.IncompleteReadError):
-            pass  # the client hung up
-        finally:
-            writer.close()  # cancelled at exit too: no socket left to the garbage collector
+            pass  # the client hung up, or the impostor is closing
+        writer.close()
 
 
 async def _slot(coordinator: RedisCoordinator) -> object:
@@ -528,3 +527,46 @@ async def test_a_malformed_reply_is_redis_unavailable(
     assert outcome == (CoordinationError if on_unavailable == "fail" else ALONE[step])
     assert [w.category for w in caught] == [CoordinationWarning]
     assert coordinator.failures == 1
+
+
+ANNOUNCED = 1 << 30
+HUGE = {
+    "a 1 GiB token": (b"GET", [b"$%d\r\n" % ANNOUNCED], b"A" * (1 << 20), _shared_token),
+    "a 1 GiB slot": (b"EVALSHA", [b"*3\r\n$%d\r\n" % ANNOUNCED], b"1" * (1 << 20), _slot),
+    "an endless reservation": (
+        b"EVALSHA",
+        [b"*2147483647\r\n"],
+        b"$65536\r\n" + b"1" * 65536 + b"\r\n",  # items read fast: many bytes in little time
+        _slot,
+    ),
+}
+
+
+@pytest.mark.parametrize(("command", "head", "chunk", "step"), HUGE.values(), ids=HUGE.keys())
+async def test_a_huge_reply_is_refused_unread(
+    command: bytes,
+    head: list[bytes],
+    chunk: bytes,
+    step: Callable[[RedisCoordinator], Awaitable[object]],
+) -> None:
+    """A reply announced far larger than ours is refused from its header: the process
+    neither reads it into memory until the timeout nor waits for it."""
+    cap = 64 << 20  # what the impostor sends at most (the announced size would exhaust us)
+
+    def answer(name: bytes) -> Iterable[bytes] | None:
+        return (
+            itertools.chain(head, itertools.repeat(chunk, cap // len(chunk)))
+            if name == command
+            else None
+        )
+
+    impostor = Impostor(answer)
+    async with impostor as url:
+        coordinator = RedisCoordinator(url, timeout=2.0)  # ample to read all it sends
+        try:
+            with pytest.warns(CoordinationWarning, match="is unavailable"):
+                assert await step(coordinator) == ALONE[step]
+        finally:
+            await coordinator.aclose()
+        # What loopback's buffers took before the client hung up, not what was announced.
+        assert impostor.sent < 16 << 20

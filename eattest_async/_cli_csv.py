@@ -13,14 +13,16 @@ header line uses most. Rows whose cells are all empty (Excel's trailing ``,,,,``
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import os
 import re
+import stat
 import time
 import unicodedata
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 __all__ = [
     "CsvError",
@@ -28,6 +30,7 @@ __all__ = [
     "JournalEntry",
     "Table",
     "decode",
+    "open_local",
     "read_capped",
     "read_table",
     "spreadsheet_safe",
@@ -46,11 +49,50 @@ class CsvError(ValueError):
 MiB = 1 << 20
 
 
+def open_local(path: str | Path, what: str) -> BinaryIO:
+    """``path`` opened for reading, if it is a regular file (a symlink to one is fine), else
+    a one-line CsvError: a named pipe with no writer would block open() and read() for
+    ever, ``/dev/zero`` never ends, and a folder or a socket holds no such file. OSError
+    (missing, unreadable) is left to the caller to word."""
+    # O_NONBLOCK: opening a named pipe returns at once instead of waiting for a writer.
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+    try:
+        descriptor = os.open(path, flags | getattr(os, "O_CLOEXEC", 0))
+    except OSError as error:
+        if error.errno == errno.ENXIO:  # what open() says of a socket
+            raise CsvError(_not_regular(path, what, "a socket")) from None
+        raise
+    try:
+        mode = os.fstat(descriptor).st_mode  # of what was opened: no race with a rename
+        if not stat.S_ISREG(mode):
+            raise CsvError(_not_regular(path, what, _kind(mode)))
+        if flags & getattr(os, "O_NONBLOCK", 0):
+            os.set_blocking(descriptor, True)  # a plain file again, as open() would give
+        return os.fdopen(descriptor, "rb")
+    except BaseException:
+        os.close(descriptor)
+        raise
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISDIR(mode):
+        return "a folder"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return "a device"
+
+
+def _not_regular(path: str | Path, what: str, kind: str) -> str:
+    return f"{what} {path} is {kind}, not a regular file"
+
+
 def read_capped(path: str | Path, limit: int, what: str) -> bytes:
-    """The bytes of ``path``, read at most ``limit`` + 1 of them: a file larger than
-    ``limit`` (or ``/dev/zero``, a pipe that never ends) is a one-line CsvError, never a
-    MemoryError. OSError (missing, unreadable) is left to the caller to word."""
-    with open(path, "rb") as handle:
+    """The bytes of the regular file ``path`` (``open_local``), read at most ``limit`` + 1
+    of them: a file larger than ``limit`` is a one-line CsvError, never a MemoryError.
+    OSError (missing, unreadable) is left to the caller to word."""
+    with open_local(path, what) as handle:
         data = handle.read(limit + 1)
     if len(data) > limit:
         raise CsvError(f"{what} {path} is larger than {limit // MiB} MiB: is it the right file?")

@@ -11,10 +11,10 @@ Imports are lazy: ``eattest --help`` loads neither the HTTP machinery nor the si
 from __future__ import annotations
 
 import csv
+import io
 import logging
 import os
 import re
-import stat
 import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
@@ -28,7 +28,7 @@ except ImportError as exc:  # pragma: no cover - exercised only without the extr
 
 import orjson
 
-from ._cli_csv import CsvError, MiB, read_capped, spreadsheet_safe
+from ._cli_csv import CsvError, MiB, open_local, read_capped, spreadsheet_safe
 from ._exceptions import (
     ApiError,
     AuthenticationError,
@@ -1071,12 +1071,12 @@ _SKIPPED_LIMIT = 1000  # a scan cut by a kill leaves one bad line, not thousands
 
 def _dossier_lines(path: str) -> Iterator[tuple[int, Dossier | None]]:
     """(line number, the dossier, or None for a line that is not one), line by line: one
-    line held at a time, and no longer than _LINE_LIMIT (CsvError: ``/dev/zero``, a binary
-    file). OSError is the caller's to word."""
+    line held at a time, and no longer than _LINE_LIMIT (CsvError: not a regular file, a
+    binary file). OSError is the caller's to word."""
     from ._converter import structure
     from .models import Dossier
 
-    with open(path, "rb") as lines:
+    with open_local(path, "the dossiers file") as lines:
         number = 0
         while line := lines.readline(_LINE_LIMIT + 1):
             number += 1
@@ -1104,12 +1104,6 @@ def _dossiers_from(path: str) -> int:
     skipped: list[int] = []
     skipped_count = 0
     try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            _fail(
-                f"{path} is not a regular file (a pipe or a device cannot be read twice, "
-                "and is read as the downloads go): save the scan to a file first",
-                EXIT_USAGE,
-            )
         for number, dossier in _dossier_lines(path):
             if dossier is not None:
                 count += 1
@@ -1455,9 +1449,9 @@ def create(
 
 def _ids_in(path: str, key: str) -> set[str]:
     """The ids already written to an output file (JSON lines or CSV)."""
-    if path == "-" or not Path(path).exists():
-        return set()
-    with open(path, encoding="utf-8", newline="") as handle:
+    if path == "-" or not Path(path).is_file():
+        return set()  # nothing to read back from a pipe: what went into it is gone
+    with io.TextIOWrapper(open_local(path, "the output"), encoding="utf-8", newline="") as handle:
         if path.endswith(".csv"):
             return {row.get(key, "") for row in csv.DictReader(handle)}
         ids = set()

@@ -239,16 +239,26 @@ async def test_download_takes_each_listed_file_once(tmp_path: Path) -> None:
 
 
 async def test_endless_or_huge_input_files_are_one_line_and_exit_2(tmp_path: Path) -> None:
-    """/dev/zero (or a huge file) as any input: a bounded read, one line, exit 2."""
-    endless_line = tmp_path / "one-line.jsonl"
-    with endless_line.open("wb") as handle:
-        handle.truncate(40 << 20)  # 40 MiB of zeros, no newline (sparse: no disk used)
+    """/dev/zero or a huge file as any input: refused or read within a bound, one line,
+    exit 2."""
+
+    def sparse(name: str, size: int) -> str:
+        path = tmp_path / name
+        with path.open("wb") as handle:
+            handle.truncate(size)  # zeros, no newline (sparse: no disk used)
+        return str(path)
+
     async with Server() as server:  # never reached: each is refused before signing in
         runs = [
+            await eattest(server, "create", "--csv", sparse("big.csv", 65 << 20), "--dry-run"),
             await eattest(server, "create", "--csv", "/dev/zero", "--dry-run"),
-            await eattest(server, "download", "--from", str(endless_line), "--to", str(tmp_path)),
+            await eattest(
+                server, "download", "--from", sparse("line.jsonl", 40 << 20), "--to", str(tmp_path)
+            ),
             await eattest(server, "download", "--from", "/dev/zero", "--to", str(tmp_path)),
+            await eattest(server, "scan", "dossiers", "--resume", sparse("c", 17 << 20)),
             await eattest(server, "scan", "dossiers", "--resume", "/dev/zero", "--out", "-"),
+            await eattest(server, "sync", "--state", sparse("state.json", 2 << 20)),
             await eattest(server, "sync", "--state", "/dev/zero"),
         ]
         assert server.requests == []
@@ -256,10 +266,13 @@ async def test_endless_or_huge_input_files_are_one_line_and_exit_2(tmp_path: Pat
         runs,
         (
             "larger than 64 MiB",
+            "is a device, not a regular file",
             "longer than 32 MiB",
-            "is not a regular file",
+            "is a device, not a regular file",
             "larger than 16 MiB",
+            "is a device, not a regular file",
             "larger than 1 MiB",
+            "is a device, not a regular file",
         ),
         strict=True,
     ):

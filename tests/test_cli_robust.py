@@ -8,10 +8,13 @@ lost or duplicated on the server or on disk. One simulator serves the whole modu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import os
 import signal
+import socket
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
@@ -110,10 +113,12 @@ print(json.dumps(results))
 """
 
 
-async def batch(*runs: tuple[list[str], dict[str, str]]) -> list[tuple[int, str, str]]:
+async def batch(
+    *runs: tuple[list[str], dict[str, str]], timeout: float = 120
+) -> list[tuple[int, str, str]]:
     """Many quick invocations of ``main`` (each as the console script calls it) in one
     process: the errors they check come before any network, and a process per case would
-    spend its time importing."""
+    spend its time importing. One that hangs is killed after ``timeout`` seconds."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
@@ -124,7 +129,13 @@ async def batch(*runs: tuple[list[str], dict[str, str]]) -> list[tuple[int, str,
         stdin=asyncio.subprocess.DEVNULL,
         env={**os.environ, "COLUMNS": "80"},
     )
-    out, err = await asyncio.wait_for(process.communicate(), 120)
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), timeout)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()  # a hung case must not outlive the test
+        await process.wait()
+        raise
     assert process.returncode == 0, err.decode()
     return [(int(code), str(o), str(e)) for code, o, e in orjson.loads(out)]
 
@@ -253,6 +264,42 @@ async def test_scan_refuses_a_bad_checkpoint_or_an_unwritable_out_before_signing
     assert sum(sim.stats.token_grants.values()) == grants  # nobody signed in
     assert a_file.read_text() == "mine"
     assert not Path(out).exists()
+
+
+async def test_a_pipe_a_socket_a_device_or_a_folder_as_an_input_is_refused_at_once(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """A named pipe nobody writes to once hung `scan --resume`, `sync --state` and
+    `create --csv` for ever (open() waits for a writer): every file the CLI reads is now a
+    regular file or one line and exit 2, at once and before signing in."""
+    env = connection(sim)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    good = tmp_path / "good.csv"
+    good.write_text(HEADER + f"\nCIT001,{SIRET},PIPE-1,,\n", encoding="utf-8")
+    out = str(tmp_path / "d.jsonl")
+    # A socket's path is at most about 100 bytes: tmp_path may be longer.
+    with tempfile.TemporaryDirectory() as short, socket.socket(socket.AF_UNIX) as listener:
+        sock = Path(short) / "s"
+        listener.bind(str(sock))
+        cases = [(["create", "--csv", str(good), "--out", str(tmp_path), "--dry-run"], "a folder")]
+        for other, kind in ((fifo, "a named pipe"), (sock, "a socket"), ("/dev/null", "a device")):
+            cases += [
+                (["scan", "dossiers", "--out", out, "--resume", str(other)], kind),
+                (["sync", "--state", str(other), "--out", out], kind),
+                (["create", "--csv", str(other), "--dry-run"], kind),
+                (["create", "--csv", str(good), "--out", str(other), "--dry-run"], kind),
+                (["download", "--from", str(other), "--to", str(tmp_path / "dl")], kind),
+            ]
+        grants = sum(sim.stats.token_grants.values())
+        # Each case is refused in milliseconds; the minute is for a loaded machine.
+        results = await batch(*((args, env) for args, _ in cases), timeout=60)
+    for (args, kind), (code, _, err) in zip(cases, results, strict=True):
+        assert code == 2, (args, err)
+        one_line_error(err, f"is {kind}, not a regular file")
+    assert sum(sim.stats.token_grants.values()) == grants  # nobody signed in
+    assert not Path(out).exists()
+    assert not (tmp_path / "dl").exists()
 
 
 # -- download -----------------------------------------------------------------------------

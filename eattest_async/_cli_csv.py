@@ -30,6 +30,7 @@ __all__ = [
     "JournalEntry",
     "Table",
     "decode",
+    "hidden_character",
     "open_local",
     "read_capped",
     "read_table",
@@ -192,6 +193,27 @@ def _refuse_binary(text: str, name: str) -> None:
             )
 
 
+# Characters that would make a cell not what it shows: bidi controls reorder what is shown
+# (U+202E shows "REF-1" as "1-FER"); zero-width ones make two references look the same.
+_BIDI = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def hidden_character(cell: str, *, free_text: bool = False) -> str | None:
+    """Why ``cell`` cannot be sent as it is, or None: a control character (NUL, ESC, a line
+    break...), a line separator, or an invisible format character. ``free_text`` (a
+    description) may hold line breaks, tabs and format characters other than bidi controls.
+    """
+    for position, char in enumerate(cell, start=1):
+        if free_text and char in "\t\r\n":
+            continue  # a multi-line cell, as Excel writes Alt+Enter
+        category = unicodedata.category(char)
+        if category == "Cc" or char in _BIDI or (not free_text and category in ("Cf", "Zl", "Zp")):
+            code = ord(char)
+            shown = f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+            return f"an invisible or control character ({shown}, character {position})"
+    return None
+
+
 def _separator(header_line: str) -> str:
     """The separator the header line uses most: ';' (Excel in France), ',' or tab."""
     unquoted = re.sub(r'"[^"]*"', "", header_line)
@@ -328,6 +350,7 @@ UNCERTAIN = frozenset({"sending", "unknown"})
 
 
 JournalEntry = dict[str, str]  # one line of the journal, by JOURNAL_COLUMNS
+_EXACT = ("dossierReference", "companyIdValue")  # a row's identity (row_key), never folded
 
 
 def row_key(company_id_value: str, reference: str) -> tuple[str, str]:
@@ -410,15 +433,23 @@ class Journal:
         for column in JOURNAL_COLUMNS:
             entry.setdefault(column, "")
         self.last[row_key(company_id_value, reference)] = entry
-        self._write_line([entry[c] for c in JOURNAL_COLUMNS])
+        # One line per record, always: a newline inside a message would make a cut line
+        # look like a complete one. What the service said is folded onto one line; the
+        # row's identity is written exactly (folding "A  B" to "A B" would match another
+        # row, and not its own on the next run), and the rows were checked to hold no
+        # line break.
+        cells = [
+            entry[c] if c in _EXACT else " ".join(str(entry[c]).split()) for c in JOURNAL_COLUMNS
+        ]
+        if any(ch in entry[c] for c in _EXACT for ch in "\r\n"):
+            raise ValueError(f"row {row}: a line break in its identity cannot be journaled")
+        self._write_line(cells)
         self.recorded += 1
 
     def _write_line(self, cells: list[str]) -> None:
         assert self._handle is not None
-        # One line per record, always: a newline inside a message would make a cut line
-        # look like a complete one.
         buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\n").writerow([" ".join(str(c).split()) for c in cells])
+        csv.writer(buffer, lineterminator="\n").writerow(cells)
         try:
             self._handle.write(buffer.getvalue())
         except OSError as error:  # a full disk: say which file

@@ -1249,7 +1249,16 @@ def create(
     created (by companyIdValue and dossierReference), checks with the service any row whose
     outcome was lost, and sends the rest.
     """
-    from ._cli_csv import CSV_LIMIT, DONE, UNCERTAIN, Journal, read_capped, read_table, row_key
+    from ._cli_csv import (
+        CSV_LIMIT,
+        DONE,
+        UNCERTAIN,
+        Journal,
+        hidden_character,
+        read_capped,
+        read_table,
+        row_key,
+    )
     from .resources.dossiers import new_dossier_body
 
     environment = _environment(env, base_url, token_url)
@@ -1268,14 +1277,26 @@ def create(
             color="yellow",
         )
     problems: list[str] = []
+    invalid: set[int] = set()  # row numbers: a row may have several problems
     dossiers: list[tuple[int, NewDossier]] = []
     first_row: dict[tuple[str, str], int] = {}
     for number, row in table.rows:
+        # Every cell of every row: what is sent, and keyed in the journal, is what is shown.
+        hidden = [
+            f"row {number}: column {column} holds {why}"
+            for column, cell in row.items()
+            if (why := hidden_character(cell, free_text=column == "description"))
+        ]
+        if hidden:
+            problems += hidden
+            invalid.add(number)
+            continue
         try:
             dossier = _new_dossier(row)
             new_dossier_body(dossier)
         except InvalidInputError as error:
             problems.append(f"row {number}: {error}")
+            invalid.add(number)
             continue
         key = row_key(dossier.company_id_value, dossier.dossier_reference)
         if key in first_row:
@@ -1283,6 +1304,7 @@ def create(
                 f"row {number}: dossierReference {dossier.dossier_reference!r} for "
                 f"{dossier.company_id_value} is already on row {first_row[key]}"
             )
+            invalid.add(number)
             continue
         first_row[key] = number
         dossiers.append((number, dossier))
@@ -1290,7 +1312,7 @@ def create(
         for problem in problems:
             _say(problem, label="invalid")
         _fail(
-            f"{len(problems)} of {len(table.rows)} rows are invalid; nothing was sent",
+            f"{len(invalid)} of {len(table.rows)} rows are invalid; nothing was sent",
             EXIT_USAGE,
         )
     results_path = Path(out or (csv_path.rsplit(".", 1)[0] + ".results.csv"))

@@ -136,6 +136,23 @@ def test_the_journal_survives_a_cut_line_and_compacts_to_one_line_per_row(tmp_pa
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
 
 
+def test_the_journal_keeps_each_row_identity_exactly(tmp_path: Path) -> None:
+    """Read back after a kill (no compaction), each row finds its own line: none is
+    folded into another ("A  B", "A\u00a0B" and "A B" are three rows)."""
+    path = tmp_path / "in.results.csv"
+    references = ["A  B", "A\u00a0B", "A B", "=A"]
+    journal = Journal(path)
+    journal.open()
+    for row, reference in enumerate(references, start=2):
+        journal.record(row, reference, "50382936800045", "sent", processId=f"p{row}")
+    journal.close()
+    again = Journal(path)
+    assert again.load() == 4
+    assert {k: v["processId"] for k, v in again.last.items()} == {
+        row_key("50382936800045", r): f"p{row}" for row, r in enumerate(references, start=2)
+    }
+
+
 def test_a_results_file_of_something_else_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "x.results.csv"
     path.write_text("name,amount\nbob,3\n", encoding="utf-8")

@@ -495,6 +495,42 @@ async def test_create_refuses_unusable_files_before_signing_in(
     assert not list(tmp_path.glob("*.results.csv"))
 
 
+async def test_control_characters_in_any_row_are_refused_row_by_row(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """Past the first 8 KiB (the binary-file probe), a NUL, an escape sequence, a bidi
+    override or a line break in a cell once read as valid and would have been sent."""
+    env = connection(sim)
+    good = "".join(f"CIT001,{SIRET},CTRL-{n:04d},,\n" for n in range(300))
+    bad = (
+        f"CIT001,{SIRET},RE\x00F-A,,\n"  # row 302
+        f"CIT001,{SIRET},REF-\x1b[31mB,,\n"  # row 303
+        f"CIT001,{SIRET},REF-C,\u202etxt.exe,\n"  # row 304: in the description too
+        f'CIT001,{SIRET},"REF\r\nD",,\n'  # row 305
+        f'CIT001,{SIRET},MULTI-LINE,"first line\r\nsecond line",\n'  # row 306: allowed
+    )
+    path = tmp_path / "late.csv"
+    path.write_bytes((HEADER + "\n" + good + bad).encode())
+    assert len(HEADER + good) > 8192
+    grants = sum(sim.stats.token_grants.values())
+    [(code, out, err)] = await batch((["create", "--csv", str(path), "--dry-run"], env))
+    assert code == 2, out + err
+    lines = err.splitlines()
+    assert lines[-1] == "error: 4 of 305 rows are invalid; nothing was sent", err
+    assert lines[:-1] == [
+        r"invalid: row 302: column dossierReference holds an invisible or control character "
+        r"(\x00, character 3)",
+        r"invalid: row 303: column dossierReference holds an invisible or control character "
+        r"(\x1b, character 5)",
+        r"invalid: row 304: column description holds an invisible or control character "
+        r"(\u202e, character 1)",
+        r"invalid: row 305: column dossierReference holds an invisible or control character "
+        r"(\x0d, character 4)",
+    ], err
+    assert sum(sim.stats.token_grants.values()) == grants  # nobody signed in
+    assert not list(tmp_path.glob("*.results.csv"))
+
+
 def many_rows(path: Path, prefix: str, count: int) -> list[str]:
     references = [f"{prefix}-{n:04d}" for n in range(count)]
     path.write_text(
@@ -582,6 +618,34 @@ async def test_an_interrupted_create_leaves_results_and_a_rerun_creates_nothing_
             assert len(creations(sim)) - before == sent_first + len(sent_again)
     finally:
         sim.faults.latency = 0.0
+
+
+async def test_after_a_kill_a_rerun_matches_each_row_to_its_own_result_exactly(
+    sim: Simulator, tmp_path: Path
+) -> None:
+    """The journal once folded spaces ("A  B" and "A\u00a0B" became "A B"): after a kill,
+    a row no longer matched its own line, and the rerun sent it again."""
+    references = ["FOLD  TWO", "FOLD TWO", "FOLD\u00a0NBSP", "FOLD-PLAIN"]
+    path = tmp_path / "spaces.csv"
+    path.write_text(
+        HEADER + "\n" + "".join(f"CIT001,{SIRET},{r},,ATT_VIGI\n" for r in references),
+        encoding="utf-8",
+    )
+    before = len(creations(sim))
+    sim.faults.latency = 0.5  # the run is still following its processes when killed
+    try:
+        code, _ = await interrupt_create(sim, path, signal.SIGKILL, after=len(references))
+    finally:
+        sim.faults.latency = 0.0
+    assert code == -signal.SIGKILL
+    assert sorted(c["dossierReference"] for c in creations(sim)[before:]) == sorted(references)
+    code, out, err = await eattest("create", "--csv", str(path), env=connection(sim))
+    assert code == 0, err
+    assert "4 created, 0 failed" in out
+    assert len(creations(sim)) - before == len(references)  # none sent twice
+    with path.with_name("spaces.results.csv").open(encoding="utf-8", newline="") as handle:
+        final = {line["dossierReference"]: line["status"] for line in csv.DictReader(handle)}
+    assert final == dict.fromkeys(references, "created")
 
 
 async def test_create_stops_at_an_exhausted_rate_limit_and_resumes_later(

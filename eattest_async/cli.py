@@ -172,14 +172,45 @@ def _updater(progress: Progress, task: Any) -> Callable[[ScanProgress], None]:
 # -- output ---------------------------------------------------------------------------------
 
 
-def _flat(dossier: dict[str, Any]) -> dict[str, Any]:
-    """One CSV row per dossier: scalars, the I001 state, document counts.
+def _csv_columns(kind: str) -> list[str]:
+    """The columns of ``scan KIND --out FILE.csv``, the same in every run, so that a resumed
+    run appends under the header of the first: the model's scalar fields under their API
+    names (their other spellings too: the service sends some fields under two names), then,
+    for dossiers, the I001 state and the document counts (from the nested lists)."""
+    import attrs
+
+    from ._converter import _camel
+    from .models import Dossier, Thirdparty
+
+    columns: list[str] = []
+    for field in attrs.fields(Dossier if kind == "dossiers" else Thirdparty):
+        if field.metadata.get("envelope") or field.metadata.get("empty_on_null"):
+            continue  # the answer's messages, or a list: not one cell
+        columns += [field.metadata.get("key") or _camel(field.name)]
+        columns += field.metadata.get("aliases", ())
+    return [*columns, *_DERIVED] if kind == "dossiers" else columns
+
+
+_DERIVED = ("I001", "documents", "documents_missing")
+_SUMMED_UP = frozenset({"indicators", "documents"})  # a dossier's lists, in _DERIVED
+
+
+def _flat(item: dict[str, Any], dossier: bool) -> dict[str, Any]:
+    """One CSV row per item: its fields as they are (a list or an object where a value was
+    due is written as JSON text: nothing is lost), and for a dossier the I001 state and
+    document counts.
 
     Whatever shape the service sends (a list where an object was due, lists of lists),
     this never fails: what is not an object counts as nothing known.
     """
-    row = {k: v for k, v in dossier.items() if not isinstance(v, (list, dict))}
-    indicators = dossier.get("indicators")
+    row = {
+        k: orjson.dumps(v).decode() if isinstance(v, (list, dict)) else v
+        for k, v in item.items()
+        if not (dossier and k in _SUMMED_UP)
+    }
+    if not dossier:
+        return row
+    indicators = item.get("indicators")
     row["I001"] = next(
         (
             i.get("state")
@@ -188,7 +219,7 @@ def _flat(dossier: dict[str, Any]) -> dict[str, Any]:
         ),
         None,
     )
-    documents = dossier.get("documents")
+    documents = item.get("documents")
     documents = documents if isinstance(documents, list) else []
     row["documents"] = len(documents)
     row["documents_missing"] = sum(
@@ -197,17 +228,62 @@ def _flat(dossier: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-class _Writer:
-    """JSON lines (nested) or CSV (flat), written as items arrive; '-' is standard output."""
+_HEADER_LIMIT = 1 * MiB  # a header of ours is about 500 bytes
 
-    def __init__(self, target: str, *, append: bool = False) -> None:
+
+def _csv_header(path: str, key: str) -> list[str] | None:
+    """The header of a CSV an earlier run wrote, to append under it; None when there is none
+    yet (no file, an empty one, a pipe, a first line a kill cut). CsvError for a file that
+    is not such an output (no ``key`` column): appending would corrupt someone's file."""
+    if path == "-" or not Path(path).is_file():
+        return None
+    with open_local(path, "the output") as handle:
+        line = handle.readline(_HEADER_LIMIT + 1)
+    if not line.endswith(b"\n"):
+        if len(line) > _HEADER_LIMIT:
+            raise CsvError(f"{path} is not an output of eattest scan (its first line is huge)")
+        return None  # empty, or cut by a kill: the cut line is dropped, the header written
+    header = next(csv.reader([line.decode("utf-8", errors="replace").rstrip("\r\n")]), [])
+    if key not in header:
+        raise CsvError(
+            f"{path} has no {key} column: not an output of this scan, appending would mix "
+            "two files; choose another --out"
+        )
+    return header
+
+
+def _csv_header_or_fail(path: str, key: str) -> list[str] | None:
+    try:
+        return _csv_header(path, key)
+    except CsvError as error:
+        _fail(f"cannot append to {path}: {error}", EXIT_USAGE)
+    except OSError as error:
+        _fail(f"cannot read {path}: {error.strerror or error}", EXIT_USAGE)
+
+
+class _Writer:
+    """JSON lines (nested) or CSV (flat), written as items arrive; '-' is standard output.
+
+    A CSV has the fixed columns of its kind (``_csv_columns``); appended to, the header
+    already in the file. Fields of an item outside them are counted (``outside``), to say.
+    """
+
+    def __init__(self, target: str, *, append: bool = False, kind: str = "dossiers") -> None:
         self.target = target
         self.csv = target.endswith(".csv")
+        self.kind = kind
+        self.outside: dict[str, int] = {}  # field -> items that had it, not in the CSV
+        self.items_outside = 0
+        self.rows = 0  # CSV rows this run wrote
         self._append = append
         self._handle: TextIO | None = None
         self._csv: csv.DictWriter[str] | None = None
+        self._columns: frozenset[str] = frozenset()
 
     def __enter__(self) -> _Writer:
+        header = None
+        if self.csv and self._append:
+            header = _csv_header_or_fail(self.target, _ID_KEY[self.kind])
         if self.target == "-":
             self._handle = sys.stdout
         else:
@@ -217,7 +293,15 @@ class _Writer:
                 )
             except OSError as error:
                 _fail(f"cannot write {self.target}: {error.strerror or error}", EXIT_USAGE)
+        if self.csv:
+            fieldnames = header or _csv_columns(self.kind)
+            self._columns = frozenset(fieldnames)
+            self._csv = csv.DictWriter(self._handle, fieldnames=fieldnames, extrasaction="ignore")
+            # A resumed file has its header, unless a kill left it empty.
+            self._header_due = header is None and (not self._append or self._handle.tell() == 0)
         return self
+
+    _header_due = False
 
     @staticmethod
     def check(target: str) -> None:
@@ -250,23 +334,43 @@ class _Writer:
     def write(self, item: dict[str, Any]) -> None:
         assert self._handle is not None
         try:
-            if not self.csv:
+            if self._csv is None:
                 self._handle.write(orjson.dumps(item).decode() + "\n")
                 return
+            if self._header_due:
+                self._csv.writeheader()
+                self._header_due = False
             # Cells a spreadsheet would run as formulas are made text (_cli_csv).
-            row = {spreadsheet_safe(k): spreadsheet_safe(v) for k, v in _flat(item).items()}
-            if self._csv is None:
-                self._csv = csv.DictWriter(
-                    self._handle, fieldnames=list(row), extrasaction="ignore"
-                )
-                if not self._append:  # a resumed file already has its header
-                    self._csv.writeheader()
+            row = {
+                spreadsheet_safe(k): spreadsheet_safe(v)
+                for k, v in _flat(item, self.kind == "dossiers").items()
+            }
+            left = [k for k, v in row.items() if k not in self._columns and v is not None]
+            if left:
+                self.items_outside += 1
+                for k in left:
+                    self.outside[k] = self.outside.get(k, 0) + 1
             self._csv.writerow(row)
+            self.rows += 1
         except OSError as error:
             self.whole = False
             if isinstance(error, BrokenPipeError):
                 raise
             raise OSError(error.errno, error.strerror, self.target) from None
+
+    def say_outside(self) -> None:
+        """One line on stderr if some items had fields the CSV has no column for."""
+        if not self.items_outside:
+            return
+        names = sorted(self.outside, key=lambda k: (-self.outside[k], k))
+        shown = ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
+        _say(
+            f"{self.items_outside:,} of the {self.rows:,} {self.kind} have fields "
+            f"{self.target} has no column for, left out of it: {shown} "
+            "(a .jsonl --out keeps every field)",
+            label="warning",
+            color="yellow",
+        )
 
     def flush(self, *, sync: bool = False) -> None:
         """Hand what was written to the system (``sync``: to the disk)."""
@@ -280,6 +384,9 @@ class _Writer:
             if isinstance(error, BrokenPipeError):
                 raise
             raise OSError(error.errno, error.strerror, self.target) from None
+
+
+_ID_KEY = {"dossiers": "dossierId", "thirdparties": "thirdpartyId"}
 
 
 def _write_file_atomically(path: Path, data: bytes) -> None:
@@ -657,6 +764,8 @@ def scan(
     checkpoint_path = Path((out if out != "-" else kind) + ".checkpoint.json")
     resume_from = _load_checkpoint(resume) if resume else None
     _Writer.check(out)
+    if resume_from is not None and out.endswith(".csv"):
+        _csv_header_or_fail(out, _ID_KEY[kind])  # a file that is not ours: refused now
     user, password = _credentials(username)
     console = _console(stderr=True)
 
@@ -671,7 +780,7 @@ def scan(
                 _drop_cut_line(out)
             with (
                 _progress(console) as progress,
-                _Writer(out, append=resume_from is not None) as writer,
+                _Writer(out, append=resume_from is not None, kind=kind) as writer,
             ):
                 task = progress.add_task(
                     kind, total=None, items=0, rate="0", retries="0", cooldown="-"
@@ -725,6 +834,7 @@ def scan(
                         elif writer.whole and (resume_from is not None or every.saved):
                             checkpoint_path.unlink(missing_ok=True)  # noqa: ASYNC240
         console.print(f"{found.report.items:,} {kind} in {found.report.elapsed:.1f} s")
+        writer.say_outside()
         if not_objects:
             _say(
                 f"{not_objects} of the {found.report.items:,} items the service sent are not "

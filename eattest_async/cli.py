@@ -10,6 +10,7 @@ Imports are lazy: ``eattest --help`` loads neither the HTTP machinery nor the si
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import logging
@@ -304,11 +305,18 @@ class _Writer:
     _header_due = False
 
     @staticmethod
-    def check(target: str) -> None:
-        """Fail now (before signing in) if ``target`` cannot be written; changes nothing."""
+    def check(target: str, *, kept: str | None = None) -> None:
+        """Fail now (before signing in) if ``target`` cannot be written; changes nothing.
+
+        ``kept``: this run would write the file from its start, and what to do instead. A
+        file already there with something in it (the user's, an earlier run's) is kept.
+        """
         if target == "-":
             return
         path = Path(target)
+        with contextlib.suppress(OSError):
+            if kept is not None and path.is_file() and path.stat().st_size > 0:
+                _fail(f"{target} exists and is kept: {kept}", EXIT_USAGE)
         try:
             if path.is_dir():
                 raise IsADirectoryError(21, "is a folder; --out names a file")
@@ -494,11 +502,19 @@ _MAX_MARGIN_SECONDS = 366 * 86_400  # the library's MAX_MARGIN (_sync: not impor
     help="requests per second the simulator allows",
 )
 @click.option("--out", default="dossiers.jsonl", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--overwrite", is_flag=True, help="replace OUT if it exists (default: refuse)")
 def demo(
-    dossiers: int, concurrency: int, page_size: int, latency: float, rate_limit: int, out: str
+    dossiers: int,
+    concurrency: int,
+    page_size: int,
+    latency: float,
+    rate_limit: int,
+    out: str,
+    overwrite: bool,
 ) -> None:
     """Scan every dossier of the embedded simulator, concurrently, within its rate limit."""
-    _Writer.check(out)
+    kept = "--overwrite replaces it, or name another --out"
+    _Writer.check(out, kept=None if overwrite else kept)
     _run(lambda: _demo(dossiers, concurrency, page_size, latency, rate_limit, out))
 
 
@@ -742,6 +758,7 @@ def _filters_for(kind: str, values: dict[str, Any]) -> dict[str, Any]:
 @click.option(
     "--resume", "resume", type=click.Path(dir_okay=False), help="checkpoint file to resume from"
 )
+@click.option("--overwrite", is_flag=True, help="replace OUT if it exists (default: refuse)")
 def scan(
     kind: str,
     env: str,
@@ -753,6 +770,7 @@ def scan(
     concurrency: int,
     page_size: int,
     resume: str | None,
+    overwrite: bool,
     **filter_values: Any,
 ) -> None:
     """Stream every dossier or third party to a file, as pages arrive.
@@ -763,7 +781,8 @@ def scan(
     environment = _environment(env, base_url, token_url)
     checkpoint_path = Path((out if out != "-" else kind) + ".checkpoint.json")
     resume_from = _load_checkpoint(resume) if resume else None
-    _Writer.check(out)
+    kept = "--resume CHECKPOINT continues it, --overwrite replaces it"
+    _Writer.check(out, kept=kept if resume_from is None and not overwrite else None)
     if resume_from is not None and out.endswith(".csv"):
         _csv_header_or_fail(out, _ID_KEY[kind])  # a file that is not ours: refused now
     user, password = _credentials(username)

@@ -585,3 +585,32 @@ async def test_a_library_warning_is_shown_without_obeying_it_even_without_eattes
     assert process.returncode == 0, shown
     assert "\\x1b]52;c;" in shown  # the warning is there, shown
     assert not any(c in shown for c in OBEYED), repr(shown)
+
+
+async def test_a_scan_never_replaces_a_file_unless_told(tmp_path: Path) -> None:
+    out = tmp_path / "mine.jsonl"
+    out.write_text("the user's own lines\n", encoding="utf-8")
+
+    async def handler(request: Request, out: Writer) -> None:
+        if request.path.startswith("/token"):
+            await default_handler(request, out)
+        else:
+            await out.reply(200, {"content": [], "page": 0, "size": 100, "totalElements": 0})
+
+    async with Server(handler) as server:
+        refused = await eattest(server, "scan", "dossiers", "--out", str(out))
+        assert server.count("/token") == 0  # refused before signing in
+        replaced = await eattest(server, "scan", "dossiers", "--out", str(out), "--overwrite")
+    assert refused.exit_code == 2, refused.output
+    assert "exists and is kept" in refused.stderr
+    assert "--resume" in refused.stderr
+    assert replaced.exit_code == 0, replaced.output
+    assert "the user's own lines" not in out.read_text(encoding="utf-8")
+
+
+def test_the_demo_never_replaces_a_file_unless_told(tmp_path: Path) -> None:
+    out = tmp_path / "dossiers.jsonl"
+    out.write_text("keep me\n", encoding="utf-8")
+    refused = CliRunner().invoke(cli, ["demo", "--dossiers", "10", "--out", str(out)])
+    assert refused.exit_code == 2, refused.output
+    assert out.read_text(encoding="utf-8") == "keep me\n"

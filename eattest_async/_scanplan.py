@@ -35,8 +35,9 @@ distinct ids, and nothing was given up; otherwise ``problems`` says why.
 
 from __future__ import annotations
 
+import bisect
 import math
-from collections.abc import Hashable, Iterator, Sequence
+from collections.abc import Hashable, Iterable, Iterator, Sequence
 from typing import Any
 
 import attrs
@@ -131,58 +132,139 @@ class IdSet:
         self._blocks[high] = block
 
 
+def _start(span: tuple[int, int, Any]) -> int:
+    return span[0]
+
+
+def _stop(span: tuple[int, int, Any]) -> int:
+    return span[1]
+
+
 class Spans:
-    """Disjoint sorted ranges ``[start, stop)`` of positions, each with a tag."""
+    """Disjoint sorted ranges ``[start, stop)`` of positions, each with a tag (touching
+    spans of one tag merged).
 
-    __slots__ = ("items",)
+    A checkpoint may bring 100,000 ranges and every page covers one more: spans are found
+    by bisection, so covering a range costs O(log n + k) comparisons for the k spans it
+    touches (and a move of the list's tail, a memmove), and the length covered per tag is
+    kept as it changes. Nothing done per page or per item walks the whole list.
+    """
 
-    def __init__(self, items: Sequence[tuple[int, int, Any]] = ()) -> None:
-        self.items: list[tuple[int, int, Any]] = list(items)
+    __slots__ = ("_lengths", "items")
+
+    def __init__(self) -> None:
+        self.items: list[tuple[int, int, Any]] = []
+        self._lengths: dict[Any, int] = {}  # positions covered, per tag
+
+    @classmethod
+    def of(cls, ranges: Iterable[tuple[int, int]], tag: Any = None) -> Spans:
+        """``ranges`` (in any order, overlapping or not) covered with ``tag``: one sort,
+        one pass (a checkpoint's are sorted already: the sort is then linear)."""
+        spans = cls()
+        spans._load((a, b, tag) for a, b in sorted(ranges))
+        return spans
+
+    def _load(self, items: Iterable[tuple[int, int, Any]]) -> None:
+        """Replace the spans with sorted ``items`` (overlaps of one tag merged)."""
+        merged: list[tuple[int, int, Any]] = []
+        lengths: dict[Any, int] = {}
+        for a, b, t in items:
+            if a >= b:
+                continue
+            if merged and a <= merged[-1][1] and merged[-1][2] == t:
+                a0, b0, _ = merged.pop()
+                lengths[t] -= b0 - a0
+                a, b = a0, max(b, b0)
+            merged.append((a, b, t))
+            lengths[t] = lengths.get(t, 0) + b - a
+        self.items = merged
+        self._lengths = {t: n for t, n in lengths.items() if n}
+
+    def _count(self, tag: Any, length: int) -> None:
+        left = self._lengths.get(tag, 0) + length
+        if left:
+            self._lengths[tag] = left
+        else:
+            self._lengths.pop(tag, None)
 
     def add(self, start: int, stop: int, tag: Any = None) -> None:
         """Cover ``[start, stop)`` with ``tag`` (replacing what was there)."""
         if start >= stop:
             return
-        kept: list[tuple[int, int, Any]] = []
-        for a, b, t in self.items:
-            if b <= start or a >= stop:
-                kept.append((a, b, t))
-                continue
+        items = self.items
+        # The spans overlapping or touching [start, stop]: only the first may begin before
+        # it, only the last may end after it.
+        lo = bisect.bisect_left(items, start, key=_stop)
+        hi = bisect.bisect_right(items, stop, lo=lo, key=_start)
+        new: list[tuple[int, int, Any]] = []
+        after: tuple[int, int, Any] | None = None
+        first, last = start, stop
+        for a, b, t in items[lo:hi]:
+            self._count(t, a - b)
+        if lo < hi:
+            a, b, t = items[lo]
             if a < start:
-                kept.append((a, start, t))
+                if t == tag:
+                    first = a
+                else:
+                    new.append((a, start, t))
+            a, b, t = items[hi - 1]
             if b > stop:
-                kept.append((stop, b, t))
-        kept.append((start, stop, tag))
-        kept.sort(key=lambda s: s[0])
-        merged: list[tuple[int, int, Any]] = []
-        for a, b, t in kept:
-            if merged and merged[-1][1] == a and merged[-1][2] == t:
-                merged[-1] = (merged[-1][0], b, t)
-            else:
-                merged.append((a, b, t))
-        self.items = merged
+                if t == tag:
+                    last = b
+                else:
+                    after = (stop, b, t)
+        new.append((first, last, tag))
+        if after is not None:
+            new.append(after)
+        for a, b, t in new:
+            self._count(t, b - a)
+        items[lo:hi] = new
 
     def remove_where(self, keep: Any) -> list[tuple[int, int]]:
         """Drop the spans whose tag is not ``keep``; returns them."""
         dropped = [(a, b) for a, b, t in self.items if t != keep]
         self.items = [s for s in self.items if s[2] == keep]
+        self._lengths = {keep: self._lengths[keep]} if keep in self._lengths else {}
         return dropped
 
-    def overlap(self, start: int, stop: int, tag: Any) -> int:
-        """How much of ``[start, stop)`` is covered with ``tag``."""
-        return sum(max(0, min(b, stop) - max(a, start)) for a, b, t in self.items if t == tag)
+    def _from(self, start: int) -> int:
+        """The index of the first span ending after ``start``."""
+        return bisect.bisect_right(self.items, start, key=_stop)
+
+    def overlap(self, start: int, stop: int, tag: Any = ...) -> int:
+        """How much of ``[start, stop)`` is covered (with ``tag``, when given)."""
+        covered = 0
+        for a, b, t in self.within(start, stop):
+            if tag is ... or t == tag:
+                covered += min(b, stop) - max(a, start)
+        return covered
+
+    def within(self, start: int, stop: int) -> Iterator[tuple[int, int, Any]]:
+        """The spans overlapping ``[start, stop)``."""
+        items = self.items
+        for index in range(self._from(start), len(items)):
+            if items[index][0] >= stop:
+                break
+            yield items[index]
 
     def length(self, tag: Any = ...) -> int:
-        return sum(b - a for a, b, t in self.items if tag is ... or t == tag)
+        if tag is ...:
+            return sum(self._lengths.values())
+        return self._lengths.get(tag, 0)
+
+    def tags(self) -> Iterable[Any]:
+        """The tags of the spans (each once)."""
+        return self._lengths.keys()
 
     def gaps(self, start: int, stop: int | None) -> Iterator[tuple[int, int | None]]:
         """The uncovered ranges within ``[start, stop)`` (``stop`` None: unbounded)."""
+        items = self.items
         position = start
-        for a, b, _ in self.items:
+        for index in range(self._from(start), len(items)):
+            a, b, _ = items[index]
             if stop is not None and a >= stop:
                 break
-            if b <= position:
-                continue
             if a > position:
                 yield position, a
             position = max(position, b)
@@ -269,6 +351,7 @@ class ScanPlan:
         self.read = Spans()  # positions read, tagged with the total announced then
         self.delivered = Spans()  # positions whose items the consumer has
         self.given_up = Spans()  # positions the server kept contradicting itself about
+        self.covered = Spans()  # read or given up, untagged: where the gaps and frontier are
         self._in_flight: dict[int, PageRequest] = {}
         self._spans: dict[int, tuple[int, int]] = {}  # received, not yet handed over
         self._seq = 0
@@ -295,9 +378,10 @@ class ScanPlan:
         if resume_from is not None:
             self.total = self.initial_total = resume_from.total_elements
             self.end = self.total
-            for start, stop in resume_from.done:
-                self.read.add(start, stop, self.total)
-                self.delivered.add(start, stop, None)
+            # In one sort and one pass (a checkpoint may hold 100,000 ranges).
+            self.delivered = Spans.of(resume_from.done)
+            self.read = Spans.of(resume_from.done, self.total)
+            self.covered = Spans.of(resume_from.done)
             self._set_budget()
 
     # -- sending ------------------------------------------------------------------------
@@ -306,29 +390,42 @@ class ScanPlan:
         """At most 4 x the pages the plan needs (re-reads after drift included), plus slack."""
         if self.end is None:
             return
-        missing = sum(
-            (b if b is not None else self.end) - a for a, b in self.read.gaps(0, self.end)
-        )
+        # What is not read within [0, end): what lies beyond it is usually nothing.
+        missing = self.end - (self.read.length() - self.read.overlap(self.end, 2**63))
         pages = math.ceil(missing / self.size) + 2 * self.lookahead + 8
         self.budget = max(self.budget or 0, self.pages_fetched + 4 * pages)
 
-    def _claimed(self) -> Spans:
-        """Positions read, given up, or asked for and not yet answered (merged once)."""
-        ranges = sorted(
-            [
-                *((a, b) for a, b, _ in self.read.items),
-                *((a, b) for a, b, _ in self.given_up.items),
-                *((r.start, r.start + r.size) for r in self._in_flight.values()),
-            ]
-        )
-        merged: list[tuple[int, int, Any]] = []
-        for a, b in ranges:
-            if merged and a <= merged[-1][1]:
-                if b > merged[-1][1]:
-                    merged[-1] = (merged[-1][0], b, None)
+    def _read(self, start: int, stop: int) -> None:
+        self.read.add(start, stop, self.total)
+        self.covered.add(start, stop)
+
+    def _give_up(self, start: int, stop: int) -> None:
+        self.given_up.add(start, stop, "x")
+        self.covered.add(start, stop)
+
+    def _unclaimed(self) -> Iterator[tuple[int, int | None]]:
+        """Positions neither read, given up, nor asked for and not yet answered, in order,
+        within the end. From the first gap on: only the few requests in flight are merged."""
+        flying: list[tuple[int, int]] = []
+        for a, b in sorted((r.start, r.start + r.size) for r in self._in_flight.values()):
+            if flying and a <= flying[-1][1]:
+                flying[-1] = (flying[-1][0], max(b, flying[-1][1]))
             else:
-                merged.append((a, b, None))
-        return Spans(merged)
+                flying.append((a, b))
+        j = 0
+        for gap, stop in self.covered.gaps(0, self.end):
+            position = gap
+            while j < len(flying) and flying[j][1] <= position:
+                j += 1
+            while j < len(flying) and (stop is None or flying[j][0] < stop):
+                if flying[j][0] > position:
+                    yield position, flying[j][0]
+                position = flying[j][1]
+                if stop is not None and position >= stop:
+                    break  # that request goes on over the next gap
+                j += 1
+            else:
+                yield position, stop
 
     def issue(self, limit: int, *, below: int | None = None) -> list[PageRequest]:
         """Up to ``limit`` new requests: the first pages of what is neither read nor asked
@@ -343,9 +440,10 @@ class ScanPlan:
         if self.end is None:
             # The end is unknown: walk on, ``lookahead`` pages ahead of the first gap.
             limit = min(limit, self.lookahead - len(self._in_flight))
-        claimed = self._claimed()
         size = self.size
-        for a, b in claimed.gaps(0, self.end):
+        for a, b in self._unclaimed():
+            if below is not None and a >= below:
+                break  # and so are all the gaps after it
             page = a // size
             if requests and requests[-1].page >= page:
                 page = requests[-1].page + 1  # two gaps in one page: asked once
@@ -374,14 +472,8 @@ class ScanPlan:
 
     def frontier(self) -> int:
         """The first position neither read nor given up: page order delivers up to it."""
-        position = 0
-        for a, b in sorted(
-            [*((a, b) for a, b, _ in self.read.items), *((a, b) for a, b, _ in self.given_up.items)]
-        ):
-            if a > position:
-                break
-            position = max(position, b)
-        return position
+        first = self.covered.items[:1]
+        return first[0][1] if first and first[0][0] == 0 else 0
 
     @property
     def in_flight(self) -> int:
@@ -398,18 +490,25 @@ class ScanPlan:
             return True
         if self.end is None:
             return False
-        if any(True for _ in self._claimed().gaps(0, self.end)):
+        if next(self.covered.gaps(0, self.end), None) is not None:
             return False
-        stale = [s for s in self.read.items if s[2] != self.total]
-        if stale and self.rounds < REPAIR_ROUNDS:
+        if self._stale() and self.rounds < REPAIR_ROUNDS:
             # Positions may have shifted under pages read before the last change: read
             # them again; the ids already delivered are dropped.
             self.rounds += 1
             for a, b in self.read.remove_where(self.total):
                 self.repaired_pages += math.ceil((b - a) / self.size)
+            # Sorted already, both: the sort merges two runs.
+            self.covered = Spans.of(
+                [*((a, b) for a, b, _ in self.read.items), *self.given_up.ranges()]
+            )
             self._set_budget()
             return False
         return True
+
+    def _stale(self) -> bool:
+        """Are there positions read under another total than the last?"""
+        return any(tag != self.total for tag in self.read.tags())
 
     # -- receiving ----------------------------------------------------------------------
 
@@ -422,7 +521,7 @@ class ScanPlan:
         attempts = self._attempts.get(start, 0) + 1
         self._attempts[start] = attempts
         if attempts >= RANGE_ATTEMPTS:
-            self.given_up.add(start, stop, "x")
+            self._give_up(start, stop)
 
     def receive(
         self, request: PageRequest, answer: PageAnswer, keys: Sequence[Hashable | None]
@@ -488,7 +587,7 @@ class ScanPlan:
                 attempts = self._attempts.get(start, 0) + 1
                 self._attempts[start] = attempts
                 if attempts >= RANGE_ATTEMPTS:
-                    self.given_up.add(start, max(self.total, start + 1), "x")
+                    self._give_up(start, max(self.total, start + 1))
                     self.hard_end = start
                 else:
                     self.hard_end = min(self.hard_end or start + size, start + size)
@@ -518,7 +617,7 @@ class ScanPlan:
             for key in new:  # its positions are read again: their ids are not placed yet
                 self.view.discard(key)
             return Received(fresh=fresh, obsolete=obsolete)
-        self.read.add(start, stop, self.total)
+        self._read(start, stop)
         self._spans[request.seq] = (start, stop)
         return Received(fresh=fresh, span=(start, stop), obsolete=obsolete)
 
@@ -622,8 +721,7 @@ class ScanPlan:
         gave_up = self.given_up.length()
         if gave_up and self.total is not None:
             out.append(f"positions given up: {min(gave_up, self.total)}")
-        stale = [s for s in self.read.items if s[2] != self.total]
-        if self.drift_events and stale:
+        if self.drift_events and self._stale():
             out.append(
                 f"the listing kept changing ({self.drift_events} changes of the total, "
                 f"{self.initial_total} -> {self.total}): some pages were not read again"

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 import eattest_async as ea
-from eattest_async._scanplan import IdSet, PageAnswer, PageRequest, ScanPlan
+from eattest_async._scanplan import IdSet, PageAnswer, PageRequest, ScanPlan, Spans
 
 Answer = tuple[Any, dict[str, Any]]  # (content, envelope fields: page, size, total)
 
@@ -415,6 +415,73 @@ def test_a_version_1_checkpoint_is_read() -> None:
         "done_pages": [0, 2, 1],
     }
     assert ea.Checkpoint.from_json(old).done == ((0, 250),)
+
+
+class Position(int):
+    """A position that counts the comparisons made with it."""
+
+    compared = 0
+
+    def __lt__(self, other: int) -> bool:
+        Position.compared += 1
+        return int(self) < other
+
+    def __le__(self, other: int) -> bool:
+        Position.compared += 1
+        return int(self) <= other
+
+    def __gt__(self, other: int) -> bool:
+        Position.compared += 1
+        return int(self) > other
+
+    def __ge__(self, other: int) -> bool:
+        Position.compared += 1
+        return int(self) >= other
+
+
+def test_spans_take_n_log_n_comparisons_to_load_or_build() -> None:
+    n = 2000
+    ranges = [(Position(2 * i), Position(2 * i + 1)) for i in range(n)]
+    bound = 4 * n * n.bit_length()  # a copy, sort and merge per range took ~n^2 log n / 2
+    Position.compared = 0
+    ScanPlan(
+        operation="op",
+        filters=(),
+        page_size=100,
+        resume_from=ea.Checkpoint(
+            operation="op", filters=(), page_size=100, total_elements=None, done=tuple(ranges)
+        ),
+    )
+    assert Position.compared <= bound
+    random.Random(0).shuffle(ranges)
+    spans = Spans()
+    Position.compared = 0
+    for a, b in ranges:
+        spans.add(a, b, a % 3)
+    assert Position.compared <= bound
+    assert len(spans.items) == n
+
+
+def test_spans_agree_with_a_map_of_positions() -> None:
+    rng = random.Random(1)
+    for _ in range(500):
+        spans, tags = Spans(), dict[int, Any]()
+        for _ in range(12):
+            a, b, tag = rng.randrange(40), rng.randrange(40), rng.choice([None, 1, 2])
+            spans.add(a, b, tag)
+            tags.update(dict.fromkeys(range(a, b), tag))
+            expected: list[tuple[int, int, Any]] = []
+            for p in sorted(tags):
+                if expected and expected[-1][1] == p and expected[-1][2] == tags[p]:
+                    expected[-1] = (expected[-1][0], p + 1, tags[p])
+                else:
+                    expected.append((p, p + 1, tags[p]))
+            assert spans.items == expected
+            assert spans.length(1) == sum(1 for t in tags.values() if t == 1)
+            x, y = sorted((rng.randrange(45), rng.randrange(45)))
+            assert spans.overlap(x, y) == sum(1 for p in range(x, y) if p in tags)
+            holes = [p for p in range(x, y) if p not in tags]
+            assert [p for a, b in spans.gaps(x, y) for p in range(a, b or 0)] == holes
 
 
 def test_the_id_set_is_compact_for_dense_ids_and_exact_for_any() -> None:

@@ -92,7 +92,9 @@ class ScanReport:
     ``complete`` is True only when every item of the last announced total was delivered,
     once; otherwise ``problems`` says why (the listing changed and kept changing, items
     missing, the server contradicted itself, the scan stopped early) and ``missing``
-    counts the items of that total the scan did not see.
+    counts the items of that total the scan did not see. ``duplicates_dropped`` counts
+    the items read but not delivered as delivered already: in this scan, or on a resume
+    at the positions the checkpoint counts as done.
     """
 
     complete: bool

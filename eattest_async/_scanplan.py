@@ -27,6 +27,10 @@ What a server may do, and what the plan does:
   growing, or anything else, ends the scan with an honest report.
 - an absurd total (1e18): pages are planned lazily from ranges; nothing is allocated in
   proportion to any number the server sends.
+- a resume (``resume_from=``): the checkpoint's positions are not asked again, and the
+  items read at them (a page straddling them, pages of a size the server caps) are
+  dropped, since delivered before. If the total is not the checkpoint's, they may hold
+  other items now: read again and delivered rather than lost, and said in the report.
 
 At the end, the report compares what was read with the last announced total:
 ``complete`` only when every position of ``[0, total)`` was read under that total, with
@@ -221,6 +225,31 @@ class Spans:
             self._count(t, b - a)
         items[lo:hi] = new
 
+    def retag(self, old: Any, new: Any, where: Spans) -> None:
+        """Tag ``new`` the parts tagged ``old`` that ``where`` covers: one pass over both."""
+        cover = where.items
+        out: list[tuple[int, int, Any]] = []
+        j = 0
+        for a, b, t in self.items:
+            if t != old:
+                out.append((a, b, t))
+                continue
+            while j < len(cover) and cover[j][1] <= a:
+                j += 1
+            position = a
+            while j < len(cover) and cover[j][0] < b:
+                low, high = max(cover[j][0], position), min(cover[j][1], b)
+                if low > position:
+                    out.append((position, low, t))
+                out.append((low, high, new))
+                position = high
+                if cover[j][1] > b:
+                    break  # it goes on over the next spans
+                j += 1
+            if position < b:
+                out.append((position, b, t))
+        self._load(out)
+
     def remove_where(self, keep: Any) -> list[tuple[int, int]]:
         """Drop the spans whose tag is not ``keep``; returns them."""
         dropped = [(a, b) for a, b, t in self.items if t != keep]
@@ -352,6 +381,13 @@ class ScanPlan:
         self.delivered = Spans()  # positions whose items the consumer has
         self.given_up = Spans()  # positions the server kept contradicting itself about
         self.covered = Spans()  # read or given up, untagged: where the gaps and frontier are
+        # The checkpoint's positions: their items were delivered before, never again while
+        # the total is the checkpoint's (None: bound to the first one announced).
+        self.resumed = Spans()
+        self.resumed_total: int | None = None
+        self.resume_moved: tuple[int, int] | None = None  # (its total, a total since)
+        self.resumed_dropped = 0  # items dropped: the checkpoint counts their positions
+        self.resumed_again = 0  # items delivered there once the positions moved
         self._in_flight: dict[int, PageRequest] = {}
         self._spans: dict[int, tuple[int, int]] = {}  # received, not yet handed over
         self._seq = 0
@@ -376,9 +412,10 @@ class ScanPlan:
         self.exhausted = False
         self._budget_base = 0
         if resume_from is not None:
-            self.total = self.initial_total = resume_from.total_elements
+            self.total = self.initial_total = self.resumed_total = resume_from.total_elements
             self.end = self.total
             # In one sort and one pass (a checkpoint may hold 100,000 ranges).
+            self.resumed = Spans.of(resume_from.done)
             self.delivered = Spans.of(resume_from.done)
             self.read = Spans.of(resume_from.done, self.total)
             self.covered = Spans.of(resume_from.done)
@@ -571,7 +608,8 @@ class ScanPlan:
             self._retry_or_give_up(
                 page * size, (page + 1) * size, "answered another page than asked"
             )
-            return Received(fresh=self._dedupe(keys, view=False)[0])
+            # Where its items are is not known: dropped by id only, never by position.
+            return Received(fresh=self._dedupe(keys, None, view=False)[0])
         start = page * size
         stop = start + count
         expected = self._expected(page, size)
@@ -601,11 +639,11 @@ class ScanPlan:
             obsolete = tuple(r for r in self._in_flight.values() if r.start >= self.end)
             for r in obsolete:
                 del self._in_flight[r.seq]
-        fresh, repeats, new = self._dedupe(keys)
+        fresh, repeats, new, again = self._dedupe(keys, start)
         # Ids read under this total at other positions: this page is not what it claims
         # (a stale cache, a server ignoring ``page=``, a shift the total did not show).
         repeats = max(0, repeats - self.read.overlap(start, stop, self.total))
-        if count and not fresh and self.total is None:
+        if count and not fresh and again and self.total is None:
             # Without a total, a page of items already delivered: the server repeats
             # itself (it ignores ``page=``?); walking on would never end.
             self._contradiction("a page repeated items already delivered")
@@ -632,6 +670,15 @@ class ScanPlan:
             return
         if self.initial_total is None:
             self.initial_total = total
+        if self.resumed.items and self.resume_moved is None:
+            if self.resumed_total is None:
+                # The checkpoint knew no total: nothing says this one differs from it.
+                self.resumed_total = total
+                self.read.retag(None, total, self.resumed)
+            elif total != self.resumed_total:
+                # Items inserted or deleted since: the checkpoint's positions may hold
+                # other items now. Delivered again rather than lost, and said.
+                self.resume_moved = (self.resumed_total, total)
         if self.total is not None and total != self.total:
             self.drift_events += 1
             self.view = IdSet()
@@ -647,27 +694,58 @@ class ScanPlan:
             self._set_budget()
 
     def _dedupe(
-        self, keys: Sequence[Hashable | None], *, view: bool = True
-    ) -> tuple[tuple[int, ...], int, list[Hashable]]:
-        """Indexes of the ids never delivered; ids this total saw already; ids new to it."""
+        self, keys: Sequence[Hashable | None], start: int | None, *, view: bool = True
+    ) -> tuple[tuple[int, ...], int, list[Hashable], int]:
+        """Indexes of the items to deliver (ids never delivered, at positions the
+        checkpoint does not count, ``start`` being the first's); ids this total saw
+        already; ids new to it; ids delivered already."""
+        done = self._resumed_in(start, len(keys))
+        moved = self.resume_moved is not None
         fresh: list[int] = []
         add, in_view = self.seen.add, self.view.add
-        repeats = 0
+        repeats = again = 0
         new: list[Hashable] = []
         for index, key in enumerate(keys):
+            resumed = done is not None and done[index]
+            if resumed and not moved:
+                # Delivered before the resume. Placed in this total's view (a page of
+                # them again elsewhere is a contradiction), not among the ids delivered:
+                # if the positions moved unseen, an item comes twice, never is lost.
+                self.resumed_dropped += 1
+                if view and key is not None and in_view(key):
+                    new.append(key)
+                continue
             if key is None:
                 self.unkeyed += 1
                 fresh.append(index)
-                continue
-            if view:
-                if in_view(key):
-                    new.append(key)
+            else:
+                if view:
+                    if in_view(key):
+                        new.append(key)
+                    else:
+                        repeats += 1
+                if add(key):
+                    fresh.append(index)
                 else:
-                    repeats += 1
-            if add(key):
-                fresh.append(index)
+                    again += 1
+                    continue
+            if resumed:
+                self.resumed_again += 1
         self.duplicates += len(keys) - len(fresh)
-        return tuple(fresh), repeats, new
+        return tuple(fresh), repeats, new, again
+
+    def _resumed_in(self, start: int | None, count: int) -> bytearray | None:
+        """Which of ``count`` items from position ``start`` the checkpoint counts as
+        delivered (None: none, or ``start`` unknown)."""
+        if start is None or not count or not self.resumed.items:
+            return None
+        done: bytearray | None = None
+        for a, b, _ in self.resumed.within(start, start + count):
+            a, b = max(a, start) - start, min(b, start + count) - start
+            if done is None:
+                done = bytearray(count)
+            done[a:b] = b"\x01" * (b - a)
+        return done
 
     def handed_over(self, request: PageRequest, items: int) -> None:
         """The consumer has the ``items`` delivered from ``request``'s page."""
@@ -740,6 +818,13 @@ class ScanPlan:
             out.append(
                 f"the total fell from {before} to {after}, below the {read} items already "
                 "read: deleted meanwhile, or the server contradicted itself"
+            )
+        if self.resume_moved is not None and self.resumed_again:
+            before, after = self.resume_moved
+            out.append(
+                f"the listing changed since the checkpoint (total {before} -> {after}): the "
+                f"{self.resumed_again} items read at positions it counted as done were "
+                "delivered, some perhaps delivered before the resume"
             )
         if self.unkeyed:
             odd = f" ({self.not_objects} not even objects)" if self.not_objects else ""

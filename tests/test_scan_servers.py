@@ -110,6 +110,40 @@ async def test_a_page_whose_content_is_not_a_list_is_retried_then_a_scan_error(
         assert not scan.report.complete
 
 
+async def test_a_resume_under_a_capped_page_size_delivers_each_item_once() -> None:
+    # Asked 100, the server sends 50: the first run stops after 150 items, half-way
+    # through a page of 100; the resumed scan's first pages of 100 hold positions 50-149.
+    async for _server, client in serve(listing(400, cap=50)):
+        first: list[int] = []
+        async with client.dossiers.scan(raw=True, page_size=100, concurrency=1) as scan:
+            async for dossier in scan:
+                first.append(dossier["dossierId"])
+                if len(first) == 150:
+                    break
+            saved = scan.checkpoint().to_json()
+        assert saved["done"] == [[0, 150]]
+        resumed = client.dossiers.scan(raw=True, page_size=100, resume_from=saved)
+        rest = [d["dossierId"] async for d in resumed]
+        assert sorted(first + rest) == list(range(400))  # each once over both runs
+        report = resumed.report
+        assert report.complete, report.problems
+        assert report.items == 250
+        assert report.duplicates_dropped >= 100  # 50-149, read again and dropped
+
+
+async def test_a_resume_after_the_listing_changed_delivers_everything_and_says_so() -> None:
+    saved = {"version": 2, "operation": "list_dossiers", "filters": [], "page_size": 100}
+    saved |= {"total_elements": 400, "done": [[0, 150]]}
+    # Since the checkpoint, 5 dossiers came before the others: its positions moved.
+    async for _server, client in serve(listing(405)):
+        resumed = client.dossiers.scan(raw=True, page_size=100, resume_from=saved)
+        ids = [d["dossierId"] async for d in resumed]
+        assert sorted(ids) == list(range(405))  # nothing lost, each once in this run
+        report = resumed.report
+        assert not report.complete
+        assert any("changed since the checkpoint (total 400 -> 405)" in p for p in report.problems)
+
+
 async def test_a_page_once_null_is_asked_again_and_nothing_is_lost() -> None:
     honest, hiccups = listing(1000), {3, 7}
 

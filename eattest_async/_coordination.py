@@ -49,7 +49,7 @@ from ._auth import TokenRecord, TokenStore
 from ._config import Environment
 from ._exceptions import EattestError, InvalidInputError
 from ._protocol import clip
-from ._ratelimit import BudgetReport, GateStore, Reservation, window_hold
+from ._ratelimit import FREED_MAX, BudgetReport, GateStore, Reservation, window_hold
 from ._redact import Redactor, redacted_url
 
 if TYPE_CHECKING:
@@ -93,7 +93,35 @@ def coordination_key(environment: Environment, username: str | None) -> str:
 # Times are wall-clock seconds of the callers (hosts are expected NTP-synchronised),
 # passed and returned as strings: Redis turns Lua numbers into integers.
 
-_RESERVE = """
+# give_back() of LocalGateStore: the caller's unused reservation (slot, tat, number) is
+# rolled back while it is the last one (then each slot given back earlier that is the last
+# in turn: the latest one aside); otherwise it is set aside (h:freed, by slot) for the next
+# reservations. Returns tat and count as they are then.
+_GIVE_BACK_STEP = """
+local function give_back(h, tat, count, slot, given_tat, number, ttl)
+  local f = h .. ':freed'
+  if not (math.abs(tat - given_tat) < 0.00001 and count == number) then
+    redis.call('ZADD', f, slot, string.format('%.6f %.6f %d', slot, given_tat, number))
+    redis.call('ZREMRANGEBYRANK', f, FREED_MAX, -1)  -- beyond: those slots are lost
+    redis.call('EXPIRE', f, ttl)
+    return tat, count
+  end
+  tat, count = slot, count - 1
+  while true do
+    local last = redis.call('ZREVRANGE', f, 0, 0)
+    if #last == 0 then break end
+    local s, t, n = string.match(last[1], '^(%S+) (%S+) (%S+)$')
+    if not (math.abs(tonumber(t) - tat) < 0.00001 and tonumber(n) == count) then break end
+    redis.call('ZREM', f, last[1])
+    tat, count = tonumber(s), count - 1
+  end
+  return tat, count
+end
+""".replace("FREED_MAX", str(FREED_MAX))
+
+_RESERVE = (
+    _GIVE_BACK_STEP
+    + """
 local h = KEYS[1]
 local now = tonumber(ARGV[1])
 local interval = tonumber(ARGV[2])
@@ -103,28 +131,55 @@ local floor_tat = tonumber(ARGV[5])
 local floor_deadline = tonumber(ARGV[6])
 local member = ARGV[7]
 local ttl = tonumber(ARGV[8])
-local tat = math.max(tonumber(redis.call('HGET', h, 'tat') or '0'), floor_tat)
 local given_slot = tonumber(ARGV[9])
 local given_tat = tonumber(ARGV[10])
-local count = math.max(tonumber(redis.call('HGET', h, 'count') or '0'), tonumber(ARGV[11]))
+local floor_count = tonumber(ARGV[11])
 local given_number = tonumber(ARGV[12])
-if given_slot ~= nil and given_tat ~= nil and math.abs(tat - given_tat) < 0.00001
-   and count == given_number then
-  tat = given_slot  -- the caller's unused reservation was the last one: take it back
-  count = count - 1
+local resync = ARGV[13] == '1'
+-- The caller's floors stand in for a state Redis lost (emptied), or for the caller's own
+-- reservations while Redis was away; not otherwise: a slot given back lowers tat and count
+-- below what the callers saw.
+local stored = redis.call('HMGET', h, 'tat', 'count')
+local tat = tonumber(stored[1] or '0')
+local count = tonumber(stored[2] or '0')
+if stored[1] == false or resync then tat = math.max(tat, floor_tat) end
+if stored[2] == false then count = math.max(count, floor_count) end
+if given_slot ~= nil and given_tat ~= nil and given_number ~= nil then
+  tat, count = give_back(h, tat, count, given_slot, given_tat, given_number, ttl)
 end
 local deadline = math.max(tonumber(redis.call('HGET', h, 'deadline') or '0'), floor_deadline)
-local slot = math.max(now, tat, deadline, not_before)
+local number = count + 1
 -- window_hold() of _ratelimit.py: beyond the reported budget, not before the window's end
 local r = redis.call('HMGET', h, 'report_number', 'report_remaining', 'report_end')
 local r_number, r_remaining, r_end = tonumber(r[1]), tonumber(r[2]), tonumber(r[3])
-if r_number ~= nil and r_remaining ~= nil and r_end ~= nil and slot < r_end
-   and count + 1 > r_number + r_remaining then
-  slot = r_end
+local function held(at)
+  if r_number ~= nil and r_remaining ~= nil and r_end ~= nil and at < r_end
+     and number > r_number + r_remaining then
+    return r_end
+  end
+  return at
 end
-local number = count + 1
+local slot = held(math.max(now, tat, deadline, not_before))
+-- A slot given back, earlier: taken instead (those past or in a cooldown are dropped).
+local f = h .. ':freed'
+local reused = nil
+redis.call('ZREMRANGEBYSCORE', f, '-inf', '(' .. string.format('%.6f', math.max(now, deadline)))
+local free = redis.call('ZRANGEBYSCORE', f, string.format('%.6f', math.max(now, deadline,
+                        not_before)), '+inf', 'LIMIT', 0, 1)
+if #free > 0 then
+  local s = tonumber(string.match(free[1], '^(%S+) '))
+  if s < slot and held(s) == s then
+    slot, reused = s, free[1]
+  end
+end
+local kept = 0
 if latest == nil or slot <= latest then
-  tat = slot + interval
+  kept = 1
+  if reused ~= nil then
+    redis.call('ZREM', f, reused)  -- its place in the schedule: tat stays
+  else
+    tat = slot + interval
+  end
   count = number
 end
 redis.call('HSET', h, 'tat', string.format('%.6f', tat),
@@ -134,8 +189,28 @@ local m = h .. ':members'
 redis.call('ZADD', m, now, member)
 redis.call('ZREMRANGEBYSCORE', m, '-inf', now - 60)
 redis.call('EXPIRE', m, 120)
-return {string.format('%.6f', slot), redis.call('ZCARD', m), number}
+return {string.format('%.6f', slot), redis.call('ZCARD', m), number, kept}
 """
+)
+
+_GIVE_BACK = (
+    _GIVE_BACK_STEP
+    + """
+local h = KEYS[1]
+local stored = redis.call('HMGET', h, 'tat', 'count')
+if stored[1] == false or stored[2] == false then
+  return '0'  -- emptied: nothing to roll back, nor any schedule to set a slot aside in
+end
+local tat, count = tonumber(stored[1]), tonumber(stored[2])
+local new_tat, new_count = give_back(h, tat, count, tonumber(ARGV[1]), tonumber(ARGV[2]),
+                                     tonumber(ARGV[3]), tonumber(ARGV[4]))
+if new_count ~= count then
+  redis.call('HSET', h, 'tat', string.format('%.6f', new_tat),
+             'count', string.format('%d', new_count))
+end
+return string.format('%.6f', new_tat)
+"""
+)
 
 _REPORT = """
 -- merge_report() of _ratelimit.py
@@ -475,7 +550,9 @@ class RedisGateStore:
     are spaced by ``interval`` times the number of processes last seen, so that together
     they stay within the limit. What this process has seen (the latest theoretical arrival
     time and deadline) is passed to every script, so an emptied Redis (restarted without
-    persistence) picks up again from there rather than from zero.
+    persistence) picks up again from there rather than from zero; the arrival time counts
+    only then, or after this process reserved alone: slots given back (see
+    :meth:`~eattest_async._ratelimit.GateStore.give_back`) lower it below what was seen.
     """
 
     def __init__(self, connection: _Connection, key: str) -> None:
@@ -486,6 +563,7 @@ class RedisGateStore:
         self._seen_tat = 0.0
         self._seen_number = 0  # the highest reservation number seen (an emptied Redis resumes)
         self._seen_deadline = 0.0
+        self._resync = False  # reserved while Redis was away: Redis must learn of those slots
         self.peers = 1  # processes seen sharing this gate in the last minute
 
     async def reserve(
@@ -498,10 +576,12 @@ class RedisGateStore:
         give_back: tuple[float, float, int] | None = None,
     ) -> Reservation:
         spacing = max(0.0, interval)
-        if give_back is not None and abs(self._seen_tat - give_back[1]) < 1e-5:
-            self._seen_tat = give_back[0]  # what this process saw was its own reservation
+        if give_back is not None:
+            self._roll_back_seen(*give_back)
+        # A reservation made while Redis was away (number 0) is only this process's.
+        given = give_back if give_back is not None and give_back[2] > 0 else None
         try:
-            slot, peers, number = await self._connection.script(
+            slot, peers, number, kept = await self._connection.script(
                 _RESERVE,
                 self._hash,
                 (
@@ -513,25 +593,55 @@ class RedisGateStore:
                     _num(self._seen_deadline),
                     self._member,
                     str(_STATE_TTL),
-                    "" if give_back is None else _num(give_back[0]),
-                    "" if give_back is None else _num(give_back[1]),
+                    "" if given is None else _num(given[0]),
+                    "" if given is None else _num(given[1]),
                     str(self._seen_number),
-                    "" if give_back is None else str(give_back[2]),
+                    "" if given is None else str(given[2]),
+                    "1" if self._resync else "0",
                 ),
-                _items(_finite, _whole, _whole),  # slot, processes seen, number
+                _items(_finite, _whole, _whole, _whole),  # slot, processes seen, number, kept
             )
             self.peers = max(1, peers)
             self._seen_number = max(self._seen_number, number)
+            self._resync = False
+            if kept:
+                self._seen_tat = max(self._seen_tat, slot + spacing)
+            return Reservation(slot, number, kept=bool(kept))
         except _Unavailable:
             # Alone now: the same GCRA step on what this process knows, at a share of the
             # rate such that the processes last seen together stay within the limit (a
             # 429 still holds it; the shared budget is away until Redis answers again).
             slot = max(now, self._seen_tat, self._seen_deadline, not_before)
             spacing *= self.peers
-            number = 0
-        if latest is None or slot <= latest:
+            if latest is not None and slot > latest:
+                return Reservation(slot, 0, kept=False)
             self._seen_tat = max(self._seen_tat, slot + spacing)
-        return Reservation(slot, number)
+            self._resync = True
+            return Reservation(slot, 0)
+
+    async def give_back(self, slot: float, tat: float, number: int) -> None:
+        self._roll_back_seen(slot, tat, number)
+        if number <= 0:
+            return  # reserved while Redis was away: only this process knew of it
+        # Best effort, even when configured to fail: the caller is already on its way
+        # out (cancelled, refused); a slot lost costs one interval, no more.
+        with contextlib.suppress(_Unavailable, CoordinationError):
+            stored = await self._connection.script(
+                _GIVE_BACK,
+                self._hash,
+                (_num(slot), _num(tat), str(number), str(_STATE_TTL)),
+                _finite,  # tat now
+            )
+            if not self._resync:
+                # What this process saw may have been rolled back (not just its own).
+                self._seen_tat = min(self._seen_tat, stored) if stored else self._seen_tat
+
+    def _roll_back_seen(self, slot: float, tat: float, number: int) -> None:
+        """What this process saw was its own reservation (``slot``, ``tat``): back to its
+        slot (while Redis was away, reservations were spaced ``peers`` times wider)."""
+        spacing = (tat - slot) * (1 if number > 0 else self.peers)
+        if abs(self._seen_tat - (slot + spacing)) < 1e-5:
+            self._seen_tat = slot
 
     async def report(
         self, *, number: int, remaining: int, limit: int | None, sent: float, end: float

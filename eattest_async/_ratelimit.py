@@ -82,10 +82,12 @@ class SharedLimit:
 @attrs.frozen
 class Reservation:
     """A slot reserved in a :class:`GateStore`: when the request may leave, and its number
-    (the store's count of reservations, this one included: what a budget report names)."""
+    (the store's count of reservations, this one included: what a budget report names).
+    ``kept`` is False when the slot came after the caller's ``latest``: nothing stored."""
 
     slot: float
     number: int
+    kept: bool = True
 
 
 @attrs.frozen(kw_only=True)
@@ -125,11 +127,30 @@ class GateStore(Protocol):
         ``slot > latest``, nothing is stored or counted (the caller will not send) and the
         slot is returned all the same. ``interval`` is >= 0 (0: no pacing).
 
+        A slot given back (see :meth:`give_back`) that is not past (``now``, the deadline)
+        and not before ``not_before`` is taken first, when earlier than the slot above and
+        not held by the reported budget: ``tat`` stays, the reservation is counted.
+
         ``give_back=(slot, tat, number)``: an earlier reservation of this caller, which it
-        did not use (a hold came while it slept). When it is still the last one (the stored
-        ``tat`` and count are the ones it stored), it is first rolled back to that ``slot``
-        and uncounted; otherwise the step is as above. Without it every
-        re-reservation would waste one interval.
+        did not use (a hold came while it slept), first given back as :meth:`give_back`
+        says, in the same atomic step. Without it every re-reservation would waste one
+        interval.
+        """
+        ...
+
+    async def give_back(self, slot: float, tat: float, number: int) -> None:
+        """Reservation ``number`` (stored with ``slot`` and ``tat``) will not be used: its
+        caller was cancelled, refused by its deadline, or failed before sending.
+
+        When it is still the last one (the stored ``tat`` and count are the ones it
+        stored), it is rolled back: ``tat = slot``, uncounted; so is each slot given back
+        earlier that is the last one in turn. Otherwise (others reserved after it; moving
+        their slots would reorder everyone) the slot is kept aside for :meth:`reserve` to
+        hand out again. A burst of cancellations thus costs the next callers at most the
+        wait for the first slot given back, under one interval; a slot given back that
+        passes unused is lost, as time is. Its number stays counted: no two reservations
+        ever share a number (the budget holds one request early, at worst). Best effort:
+        never raises for a store that cannot be reached.
         """
         ...
 
@@ -160,6 +181,9 @@ class GateStore(Protocol):
         Returns the deadline now in force.
         """
         ...
+
+
+FREED_MAX = 1000  # slots given back kept aside by a store, at most (each one's wait, lost)
 
 
 def merge_report(
@@ -220,6 +244,8 @@ class LocalGateStore:
         self._deadline = 0.0
         self._count = 0
         self._report: BudgetReport | None = None
+        # Slots given back while others were reserved after them: number -> (slot, tat).
+        self._freed: dict[int, tuple[float, float]] = {}
 
     async def reserve(
         self,
@@ -230,16 +256,53 @@ class LocalGateStore:
         latest: float | None = None,
         give_back: tuple[float, float, int] | None = None,
     ) -> Reservation:
-        if give_back is not None and (self._tat, self._count) == give_back[1:]:
-            self._tat = give_back[0]
-            self._count -= 1
+        if give_back is not None:
+            self._give_back(*give_back)
+        number = self._count + 1
         slot = max(now, self._tat, self._deadline, not_before)
-        slot = max(slot, window_hold(self._report, number=self._count + 1, at=slot))
+        slot = max(slot, window_hold(self._report, number=number, at=slot))
+        reused = self._reusable(now=now, not_before=not_before, number=number, before=slot)
+        if reused is not None:
+            slot = self._freed[reused][0]
         if latest is not None and slot > latest:
-            return Reservation(slot, self._count + 1)
-        self._tat = slot + max(0.0, interval)
-        self._count += 1
-        return Reservation(slot, self._count)
+            return Reservation(slot, number, kept=False)
+        if reused is not None:
+            del self._freed[reused]  # its place in the schedule: tat stays
+        else:
+            self._tat = slot + max(0.0, interval)
+        self._count = number
+        return Reservation(slot, number)
+
+    def _reusable(self, *, now: float, not_before: float, number: int, before: float) -> int | None:
+        """The number of the earliest slot given back that reservation ``number`` may take
+        instead of ``before``; drops those no one can use any more (past, or in a cooldown)."""
+        if not self._freed:
+            return None
+        usable = max(now, self._deadline)
+        self._freed = {n: entry for n, entry in self._freed.items() if entry[0] >= usable}
+        found: int | None = None
+        for n, (slot, _) in self._freed.items():
+            if (
+                not_before <= slot < before
+                and window_hold(self._report, number=number, at=slot) == 0.0
+                and (found is None or slot < self._freed[found][0])
+            ):
+                found = n
+        return found
+
+    async def give_back(self, slot: float, tat: float, number: int) -> None:
+        self._give_back(slot, tat, number)
+
+    def _give_back(self, slot: float, tat: float, number: int) -> None:
+        if (self._tat, self._count) != (tat, number):
+            if len(self._freed) < FREED_MAX:  # beyond: those slots are lost, not the order
+                self._freed[number] = (slot, tat)
+            return
+        self._tat, self._count = slot, number - 1
+        # Slots given back earlier that are now the last in turn.
+        while (entry := self._freed.get(self._count)) is not None and entry[1] == self._tat:
+            del self._freed[self._count]
+            self._tat, self._count = entry[0], self._count - 1
 
     async def report(
         self, *, number: int, remaining: int, limit: int | None, sent: float, end: float
@@ -454,7 +517,8 @@ class RateGate:
 
         Raises :class:`RateLimitError` at once (without waiting) when the slot comes after
         ``deadline`` (gate clock); ``retry_after`` says how long until it would come.
-        Cancellable at any point; a cancelled acquire counts nothing.
+        Cancellable at any point; a cancelled acquire counts nothing, and gives its
+        reserved slot back to the store (as one refused or failed does).
         """
         called = self._clock()
         await self._share_deadline()
@@ -469,31 +533,37 @@ class RateGate:
         self._admitted += 1  # past the slow start, not yet in flight: counted against it
         probe = not self._answered and not self._probing
         self._probing = self._probing or probe
-        # (slot, tat, number) reserved, not used: store time
-        unused: tuple[float, float, int] | None = None
+        # (slot, tat, number) kept in the store and not used yet (store time): given back
+        # on a re-reservation, or by whatever ends this acquire before the request leaves.
+        held: tuple[float, float, int] | None = None
         number = 0
         try:
             while True:
                 now = self._clock()
                 offset = self._offset(now)  # store time = gate clock + offset
                 interval = self._interval(now)
-                reservation = await self._store.reserve(
-                    now=now + offset,
-                    interval=interval,
-                    # The budget left once those already waiting have left: when it is
-                    # spent, this one's slot is in the next window, known now rather than
-                    # found on waking (which would cost a re-reservation).
-                    not_before=max(self._hold(now, self._waiting), self._deadline) + offset,
-                    latest=None if deadline is None else deadline + offset,
-                    give_back=unused,
-                )
+                # Shielded (a store call is bounded in time): cancelled half-way, a shared
+                # store may have kept a reservation that nobody would then give back.
+                with anyio.CancelScope(shield=True):
+                    reservation = await self._store.reserve(
+                        now=now + offset,
+                        interval=interval,
+                        # The budget left once those already waiting have left: when it is
+                        # spent, this one's slot is in the next window, known now rather
+                        # than found on waking (which would cost a re-reservation).
+                        not_before=max(self._hold(now, self._waiting), self._deadline) + offset,
+                        latest=None if deadline is None else deadline + offset,
+                        give_back=held,
+                    )
                 reserved, number = reservation.slot, reservation.number
-                unused = (reserved, reserved + max(0.0, interval), number)
+                held = None
+                if reservation.kept:
+                    held = (reserved, reserved + max(0.0, interval), number)
                 slot = reserved - offset
                 # A shared deadline or slot from a wall clock that stepped (here or in
                 # another process) waits no longer than the longest wait we ever accept.
                 slot = min(slot, now + MAX_WAIT)
-                if deadline is not None and slot > deadline:
+                if not reservation.kept or (deadline is not None and slot > deadline):
                     raise self._too_late(slot - now)
                 if slot > now:
                     self._waiting += 1
@@ -528,10 +598,19 @@ class RateGate:
                     now = self._clock()
                     if now >= self._deadline and self._log_hold() <= now:
                         break
+            held = None  # used: the request leaves
         finally:
-            self._admitted -= 1
-            if probe:
-                self._probing = False  # answered, abandoned, or in flight (counted) by now
+            try:
+                if held is not None:
+                    # Cancelled, refused or failed before leaving: the slot goes back, or
+                    # every later request would wait behind it. Shielded, so that it runs
+                    # in a cancelled task too (bounded: the store's calls are).
+                    with anyio.CancelScope(shield=True):
+                        await self._store.give_back(*held)
+            finally:
+                self._admitted -= 1
+                if probe:
+                    self._probing = False  # answered, abandoned, or in flight (counted) by now
         self._seq += 1
         self._in_flight += 1
         self._log_send(now)

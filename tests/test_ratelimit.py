@@ -135,6 +135,9 @@ class SharedStore:
             now=now, interval=interval, not_before=not_before, latest=latest, give_back=give_back
         )
 
+    async def give_back(self, slot: float, tat: float, number: int) -> None:
+        await self.inner.give_back(slot, tat, number)
+
     async def report(
         self, *, number: int, remaining: int, limit: int | None, sent: float, end: float
     ) -> None:
@@ -589,3 +592,116 @@ async def test_an_answer_read_while_the_loop_was_busy_holds_the_next_request() -
         assert [type(outcome) for outcome in outcomes] == [ea.RateLimitError] * 2
         assert stats["rate_limited"] == 1  # the second call never left
         assert stats["early_requests"] == 0
+
+
+@pytest.mark.parametrize("order", ["first to last", "last to first", "all at once"])
+async def test_acquires_cancelled_while_waiting_give_their_slots_back(order: str) -> None:
+    """Ten calls wait for their slots (1 s apart), then are cancelled (a FastAPI client
+    hung up, say): the next call waits for the first slot, not behind ten that never go."""
+    vt = VirtualTime()
+    gate = vt.gate(max_rate=1.0)
+
+    async def main() -> None:
+        await gate.acquire()
+        await gate.release(status=200)
+        scopes = [anyio.CancelScope() for _ in range(10)]
+
+        async def waiter(scope: anyio.CancelScope) -> None:
+            with scope:
+                await gate.acquire()
+            assert scope.cancelled_caught
+
+        async with anyio.create_task_group() as tasks:
+            for scope in scopes:
+                tasks.start_soon(waiter, scope)
+            await vt.sleep(0.2)  # all reserved, asleep until their slots
+            if order == "all at once":
+                tasks.cancel_scope.cancel()
+            else:
+                for scope in scopes if order == "first to last" else scopes[::-1]:
+                    scope.cancel()
+                    await vt.sleep(0)  # its task ends before the next is cancelled
+        before, waited = vt.now, gate.snapshot().waited
+        await gate.acquire()
+        assert vt.now - before <= 1.0
+        assert gate.snapshot().waited - waited <= 1.0
+        assert gate.snapshot().requests == 2
+
+    await vt.run(main)
+
+
+async def test_slots_given_back_between_kept_ones_are_taken_again_in_their_place() -> None:
+    """Every other waiter is cancelled: their slots go to the next callers, who leave in
+    them, no two requests closer than the interval, none after the kept ones."""
+    vt = VirtualTime()
+    gate = vt.gate(max_rate=1.0)
+    sent: list[float] = []
+
+    async def main() -> None:
+        await gate.acquire()
+        sent.append(vt.now)
+        await gate.release(status=200)
+        scopes = [anyio.CancelScope() for _ in range(10)]
+
+        async def waiter(scope: anyio.CancelScope) -> None:
+            with scope:
+                await gate.acquire()
+                sent.append(vt.now)
+                await gate.release(status=200)
+
+        async def newcomer() -> None:
+            await gate.acquire()
+            sent.append(vt.now)
+            await gate.release(status=200)
+
+        async with anyio.create_task_group() as tasks:
+            for scope in scopes:
+                tasks.start_soon(waiter, scope)
+            await vt.sleep(0.2)
+            for scope in scopes[::2]:
+                scope.cancel()
+            await vt.sleep(0.1)
+            for _ in range(5):
+                tasks.start_soon(newcomer)
+
+    start = vt.now
+    await vt.run(main)
+    assert len(sent) == 11
+    gaps = [b - a for a, b in itertools.pairwise(sorted(sent))]
+    assert min(gaps) >= 1.0 - 1e-9
+    assert max(sent) - start <= 10.0  # in the ten slots after the first, not after them
+
+
+async def test_acquires_refused_after_their_reservation_give_their_slots_back() -> None:
+    """A learned limit: the log of sends holds a request whose slot came, past its
+    deadline. Refused, it leaves the store's schedule as it found it (the next slot, as
+    the store would give it at the same instant, is the same), or every refusal would
+    push every later request one interval further."""
+    vt = VirtualTime()
+    store = LocalGateStore()
+    gate = vt.gate(store=store)
+    server = WindowServer(5, headers=False)
+
+    async def next_slot(now: float) -> float:
+        # ``latest`` before it: nothing is stored, the slot is told all the same.
+        return (await store.reserve(now=now, interval=0.0, not_before=0.0, latest=0.0)).slot
+
+    async def main() -> None:
+        refused = 0
+        for _ in range(20):
+            called = vt.now
+            before = await next_slot(called)
+            try:
+                await gate.acquire(deadline=vt.now + 0.25)
+            except ea.RateLimitError:
+                refused += 1
+                assert await next_slot(called) == before
+                await vt.sleep(0.05)
+                continue
+            status, retry_after, info = server.handle(vt.now, vt.now, 0.0)
+            await gate.release(status=status, retry_after=retry_after, info=info)
+        assert refused > 0
+
+    await drive(vt, gate, server, total=30)  # the limit is learned
+    assert gate.snapshot().limit_source == "learned"
+    await vt.run(main)

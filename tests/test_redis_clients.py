@@ -121,6 +121,7 @@ async def test_the_first_request_goes_alone_even_when_the_store_awaits(
             return await store.reserve(**arguments)
 
         extend_deadline = store.extend_deadline
+        give_back = store.give_back
         report = store.report
         holds = store.holds
         shares_budget = True

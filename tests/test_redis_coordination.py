@@ -30,7 +30,7 @@ from eattest_async._coordination import (
     coordination_key,
     coordinator_from_env,
 )
-from eattest_async._ratelimit import GateStore
+from eattest_async._ratelimit import GateStore, RateGate
 
 from .redis_server import RedisServer, redis_server
 from .test_ratelimit import budget_scenario, deadline_in
@@ -486,9 +486,9 @@ ALONE: dict[Callable[[RedisCoordinator], Awaitable[object]], object] = {
 MALFORMED = {
     "a number for the reservation": (b"EVALSHA", b":5\r\n", _slot),
     "a short reservation": (b"EVALSHA", b"*1\r\n$1\r\n1\r\n", _slot),
-    "a word for the slot": (b"EVALSHA", b"*3\r\n$1\r\nx\r\n:1\r\n:1\r\n", _slot),
-    "an infinite slot": (b"EVALSHA", b"*3\r\n$3\r\ninf\r\n:1\r\n:1\r\n", _slot),
-    "a fraction for the number": (b"EVALSHA", b"*3\r\n$1\r\n0\r\n:1\r\n$3\r\n1.5\r\n", _slot),
+    "a word for the slot": (b"EVALSHA", b"*4\r\n$1\r\nx\r\n:1\r\n:1\r\n:1\r\n", _slot),
+    "an infinite slot": (b"EVALSHA", b"*4\r\n$3\r\ninf\r\n:1\r\n:1\r\n:1\r\n", _slot),
+    "a fraction for the number": (b"EVALSHA", b"*4\r\n$1\r\n0\r\n:1\r\n$3\r\n1.5\r\n:1\r\n", _slot),
     "an integer of letters": (b"EVALSHA", b":abc\r\n", _slot),  # redis-py: ValueError
     "an array 100k deep": (b"EVALSHA", b"*1\r\n" * 100_000 + b":1\r\n", _slot),
     "a short hash": (b"HMGET", b"*1\r\n$1\r\n1\r\n", _holds),
@@ -570,3 +570,44 @@ async def test_a_huge_reply_is_refused_unread(
             await coordinator.aclose()
         # What loopback's buffers took before the client hung up, not what was announced.
         assert impostor.sent < 16 << 20
+
+
+async def test_waiters_cancelled_in_one_process_delay_no_other(make: Make) -> None:
+    """Two processes' gates on one Redis, 1 request/s: ten waiters of the first, cancelled
+    while asleep until their slots, give them back; the second process's next request
+    takes the first free slot, and so does the first's."""
+    now = NOW
+    waiting = 0
+    all_asleep = anyio.Event()
+    forever = True
+
+    def clock() -> float:
+        return now
+
+    async def sleep(seconds: float) -> None:
+        nonlocal now, waiting
+        if forever:  # the waiters: asleep until cancelled
+            waiting += 1
+            if waiting == 10:
+                all_asleep.set()
+            await anyio.sleep_forever()
+        now += seconds
+
+    def gate(coordinator: RedisCoordinator) -> RateGate:
+        store = coordinator.gate_store(KEY)
+        return RateGate(clock=clock, wall=clock, sleep=sleep, max_rate=1.0, store=store)
+
+    first, second = gate(make()), gate(make())
+    await first.acquire()  # slot NOW: the next is NOW + 1
+    await first.release(status=200)
+    async with anyio.create_task_group() as tasks:
+        for _ in range(10):
+            tasks.start_soon(first.acquire)  # slots NOW + 1 to NOW + 10
+        await all_asleep.wait()
+        tasks.cancel_scope.cancel()
+    forever = False
+    now = NOW + 0.5
+    await second.acquire()
+    assert now == NOW + 1
+    await first.acquire()  # its own view of the schedule rolled back too
+    assert now == NOW + 2

@@ -64,3 +64,31 @@ async def test_cancelled_anywhere_nothing_leaks(tmp_path: Path) -> None:
         assert all("cancelled" in seen for seen in outcomes.values()), outcomes
         # And the client is still perfectly usable afterwards.
         assert (await client.dossiers.get(dossier.dossier_id or 0)).dossier_id == dossier.dossier_id
+
+
+async def test_calls_cancelled_in_the_rate_gate_leave_no_slot_behind() -> None:
+    """Twenty calls queued in the gate (5 requests/s) and cancelled before any is sent:
+    the next call waits for the next slot, not four seconds of calls that never went
+    (what a web app's disconnected callers would cost everyone else)."""
+    async with (
+        Simulator(dossiers=20) as sim,
+        ea.Client(
+            sim.environment,
+            username=sim.username,
+            password=sim.password,
+            limits=ea.Limits(max_rate=5.0),
+        ) as client,
+    ):
+        await client.dossiers.list()
+        async with anyio.create_task_group() as tasks:
+            for _ in range(20):
+                tasks.start_soon(client.dossiers.list)
+            await anyio.wait_all_tasks_blocked()  # each asleep until its slot, or sent
+            tasks.cancel_scope.cancel()
+        sent = client.rate.requests
+        assert sent <= 2  # the first call, and one of the twenty at most
+        waited = client.rate.waited
+        await client.dossiers.list()
+        # One interval (0.2 s), with ample room for a slow loop; 4 s without the slots back.
+        assert client.rate.waited - waited < 1.0
+        assert client.rate.requests == sent + 1

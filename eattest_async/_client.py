@@ -12,7 +12,7 @@ from ._auth import Secret, TokenManager
 from ._config import Environment, Limits, RetryPolicy, Timeouts
 from ._coordination import Coordinator, LocalCoordinator, coordination_key
 from ._core import ClientStats, Core
-from ._exceptions import InvalidInputError
+from ._exceptions import InvalidInputError, UsageError
 from ._ratelimit import RateGate, RateSnapshot
 from ._redact import redacted_url
 from ._transport import AiohttpTransport
@@ -164,6 +164,10 @@ class Client:
     # -- lifecycle -----------------------------------------------------------------------
 
     async def __aenter__(self) -> Client:
+        if self._core.opened:
+            # A nested ``async with client`` would close the client on its exit, under
+            # the outer block still using it.
+            raise UsageError("this client is open already: enter it once, use it inside")
         await self._core.open()
         return self
 

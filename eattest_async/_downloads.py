@@ -23,6 +23,7 @@ from urllib.parse import unquote
 import anyio
 
 from ._exceptions import (
+    DestinationError,
     EattestError,
     FileWriteError,
     IncompleteResponseError,
@@ -214,11 +215,20 @@ def numbered(name: str, number: int) -> str:
     return _fit(stem, f" ({number}){suffix}")
 
 
-def check_folder(dest: str | os.PathLike[str]) -> Path:
-    """``dest`` as a folder: it need not exist (it is created), but must not be a file."""
-    folder = Path(dest)
+def check_folder(dest: object) -> Path:
+    """``dest`` as a folder: it need not exist (it is created), but must not be a file.
+
+    A wrong argument (not a path, bytes, a NUL) is an :class:`InvalidInputError`; a folder
+    this machine cannot write into is a :class:`DestinationError`, whose message tells the
+    filesystem's state (for the caller's logs, not for a service's own callers)."""
+    text = os.fspath(dest) if isinstance(dest, (str, os.PathLike)) else None
+    if not isinstance(text, str):  # bytes paths too: names are decoded on one rule only
+        raise InvalidInputError("dest", f"expected a folder path (str), got {type(dest).__name__}")
+    if "\x00" in text:  # no system takes it: Path() would raise ValueError
+        raise InvalidInputError("dest", "a folder path has no NUL character")
+    folder = Path(text)
     if folder.exists() and not folder.is_dir():
-        raise InvalidInputError("dest", f"{folder} is a file; dest is the folder to write into")
+        raise DestinationError("dest", f"{folder} is a file; dest is the folder to write into")
     # Before any request: a folder we cannot create or write into ("/proc", read-only, no
     # permission) is the caller's input, not something to find out after the download.
     try:
@@ -227,7 +237,7 @@ def check_folder(dest: str | os.PathLike[str]) -> Path:
         os.close(descriptor)
         os.unlink(name)
     except OSError as error:
-        raise InvalidInputError(
+        raise DestinationError(
             "dest", f"cannot write into {folder}: {error.strerror or error}"
         ) from None
     return folder

@@ -2,8 +2,11 @@
 
     EattestError
     ├── InvalidInputError          bad input caught locally, before any request (also ValueError)
-    ├── ClientClosedError          the client was used outside ``async with`` / after close
-    │   └── EventLoopError         the client was used from another event loop than its own
+    │   └── DestinationError       dest= names a folder this machine cannot write into
+    ├── UsageError                 the library driven as it cannot be (also RuntimeError):
+    │   │                          a scan iterated twice, a client entered while open
+    │   └── ClientClosedError      the client was used outside ``async with`` / after close
+    │       └── EventLoopError     the client was used from another event loop than its own
     ├── TransportError             the exchange itself failed; nothing usable came back
     │   ├── ConnectError           could not connect (DNS, refused, TLS)
     │   ├── RequestTimeoutError    no complete answer within the timeout (also TimeoutError)
@@ -45,6 +48,7 @@ __all__ = [
     "ClientClosedError",
     "ConnectError",
     "DossierCreationError",
+    "DestinationError",
     "DossierUpdateError",
     "EattestError",
     "EventLoopError",
@@ -65,6 +69,7 @@ __all__ = [
     "TransportError",
     "UnauthorizedError",
     "UnexpectedResponseError",
+    "UsageError",
     "ValidationError",
     "error_class_for",
 ]
@@ -83,7 +88,20 @@ class InvalidInputError(EattestError, ValueError):
         super().__init__(f"{field}: {reason}")
 
 
-class ClientClosedError(EattestError, RuntimeError):
+class DestinationError(InvalidInputError):
+    """``dest=`` is a folder this machine cannot write into (a file, no permission, a
+    read-only disk). The message describes the local filesystem, not only the argument:
+    a service should log it rather than show it to its own callers (the FastAPI
+    integration answers 500 without it)."""
+
+
+class UsageError(EattestError, RuntimeError):
+    """The library was driven in a way it does not support: a scan iterated a second time
+    (start another, ``resume_from=scan.checkpoint()``), or ``async with client`` entered
+    again while the client is open (its exit would close the client under the outer block)."""
+
+
+class ClientClosedError(UsageError):
     """The client is not open (use ``async with Client(...)``) or was already closed."""
 
 

@@ -16,7 +16,15 @@ import attrs
 
 from ._exceptions import InvalidInputError
 from ._protocol import format_query_value
-from ._validation import check_date, check_siren, check_siret, check_vat
+from ._validation import (
+    MAX_FILTER_TEXT,
+    check_bool,
+    check_date,
+    check_id,
+    check_siren,
+    check_siret,
+    check_vat,
+)
 
 __all__ = [
     "DOSSIER_FILTERS",
@@ -28,6 +36,7 @@ __all__ = [
     "identifier",
     "optional",
     "query_of",
+    "text_filter",
 ]
 
 T = TypeVar("T")
@@ -50,23 +59,21 @@ def company_id_type_or_none(value: str | None) -> str | None:
     return value
 
 
-def identifier(value: object, field: str) -> int:
-    """A numeric id of the API (dossier, document, file, third party)."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise InvalidInputError(field, "expected a non-negative integer id")
-    return value
+# A numeric id of the API (dossier, document, file, third party): see check_id.
+identifier = check_id
 
 
-def _text(value: object, field: str) -> str:
+def text_filter(value: object, field: str) -> str:
+    """A text filter or search expression: non-empty, and short enough for a request line."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidInputError(field, "expected a non-empty string")
+    if len(value.strip()) > MAX_FILTER_TEXT:
+        raise InvalidInputError(field, f"at most {MAX_FILTER_TEXT} characters")
     return value.strip()
 
 
-def _flag(value: object, field: str) -> bool:
-    if not isinstance(value, bool):
-        raise InvalidInputError(field, "expected True or False")
-    return value
+_text = text_filter
+_flag = check_bool
 
 
 def _id_type(value: object, field: str) -> str:

@@ -44,11 +44,17 @@ from typing import Any, Generic, Literal, TypeVar
 import anyio
 import attrs
 
-from ._exceptions import EattestError, InvalidInputError, ScanError, UnexpectedResponseError
+from ._exceptions import (
+    EattestError,
+    InvalidInputError,
+    ScanError,
+    UnexpectedResponseError,
+    UsageError,
+)
 from ._protocol import DecodeTurn, Envelope
 from ._ratelimit import RateSnapshot
 from ._scanplan import PageAnswer, PageRequest, Received, ScanPlan
-from ._validation import check_concurrency
+from ._validation import check_callable, check_concurrency
 from .models.scans import Checkpoint
 
 __all__ = ["Checkpoint", "Scan", "ScanProgress", "ScanReport"]
@@ -176,6 +182,8 @@ class Scan(Generic[T], AsyncIterator[T]):
         if order not in ("page", "completed"):
             raise InvalidInputError("order", "expected 'page' or 'completed'")
         concurrency = check_concurrency(concurrency, "concurrency")
+        if on_progress is not None:  # now, not when first called, pages into the scan
+            check_callable(on_progress, "on_progress")
         checkpoint = (
             Checkpoint.from_json(resume_from)
             if isinstance(resume_from, dict)
@@ -257,7 +265,7 @@ class Scan(Generic[T], AsyncIterator[T]):
 
     def _hold(self, factory: Callable[[], AsyncGenerator[Any, None]], hold: bool = False) -> Any:
         if self._iterated:
-            raise RuntimeError(
+            raise UsageError(
                 "a scan is iterated once; start another (resume_from=scan.checkpoint())"
             )
         self._iterated = True

@@ -16,7 +16,7 @@ from urllib.parse import quote
 import attrs
 import orjson
 
-from ._exceptions import ApiError, UnexpectedResponseError, error_class_for
+from ._exceptions import ApiError, InvalidInputError, UnexpectedResponseError, error_class_for
 
 __all__ = [
     "ApiRequest",
@@ -102,8 +102,17 @@ class RateLimitInfo:
 
 
 def path(template: str, **params: object) -> str:
-    """Fill a path template, percent-encoding every parameter so none can add a segment."""
-    encoded = {name: quote(str(value), safe="") for name, value in params.items()}
+    """Fill a path template, percent-encoding every parameter so none can add a segment.
+
+    The safety net under each parameter's own check: an empty, "." or ".." segment survives
+    the encoding, and the URL's normalisation would then ask for another path (".." in
+    ``/dossiers/process/{p}`` lists the dossiers), so it is refused, naming the parameter."""
+    encoded = {}
+    for name, value in params.items():
+        text = str(value)
+        if text in ("", ".", ".."):
+            raise InvalidInputError(name, f"{text!r} cannot be a path segment")
+        encoded[name] = quote(text, safe="")
     return template.format(**encoded)
 
 

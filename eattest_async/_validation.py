@@ -10,18 +10,27 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from collections.abc import Iterable
 
 from ._exceptions import InvalidInputError
 
 __all__ = [
     "MAX_CONCURRENCY",
+    "MAX_FILTER_TEXT",
+    "MAX_ID",
     "MAX_PAGE_SIZE",
+    "check_bool",
+    "check_callable",
+    "check_codes",
     "check_concurrency",
     "check_date",
     "check_duns",
     "check_email",
+    "check_id",
+    "check_optional_text",
     "check_page",
     "check_page_size",
+    "check_process_id",
     "check_seconds",
     "check_siren",
     "check_siret",
@@ -34,6 +43,12 @@ __all__ = [
 _MIN_SECONDS = 0.001
 # No maximum is documented; the service answers E011 above this, and so does the simulator.
 MAX_PAGE_SIZE = 2000
+# Every id, page and size of the spec is an int64: beyond it the server could only fail, and
+# Python would first fail to write the number (4300 digits at most, ValueError).
+MAX_ID = 2**63 - 1
+# The spec bounds no text filter; each goes into the request line, which servers and proxies
+# refuse beyond about 8 KB (414). A thousand characters is far more than any name or code.
+MAX_FILTER_TEXT = 1000
 
 _DIGITS = re.compile(r"[0-9]+")
 # EU VAT: two-letter country prefix (EL for Greece, XI for Northern Ireland) and 2 to 13
@@ -163,11 +178,74 @@ def check_date(value: object, field: str = "date") -> dt.date:
     raise InvalidInputError(field, "expected a date or an ISO string YYYY-MM-DD")
 
 
+def _int64(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= MAX_ID
+
+
+def check_id(value: object, field: str) -> int:
+    """A numeric id of the API (dossier, document, file, third party, size): an int64 >= 0."""
+    if not _int64(value):
+        raise InvalidInputError(field, "expected a non-negative integer id (int64)")
+    assert isinstance(value, int)
+    return value
+
+
+def check_process_id(value: object, field: str = "process_id") -> str:
+    """A process id: the path declares an int64, the answers a string; digits either way.
+    Anything else ("..", "1/2") could only ask for another path than the process's."""
+    text = value.strip() if isinstance(value, str) else value
+    if isinstance(text, str) and text.isascii() and text.isdigit() and len(text) <= 19:
+        text = int(text)
+    if not _int64(text):
+        raise InvalidInputError(field, "expected the processId returned by dossiers.create()")
+    return str(text)
+
+
 def check_page(value: object, field: str = "page") -> int:
     """A 0-based page number."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+    if not _int64(value):
         raise InvalidInputError(field, "expected an integer >= 0 (pages are 0-based)")
+    assert isinstance(value, int)
     return value
+
+
+def check_bool(value: object, field: str) -> bool:
+    """A flag: True or False only. A truthy "false" or None must not turn an option on."""
+    if not isinstance(value, bool):
+        raise InvalidInputError(field, f"expected True or False, got {type(value).__name__}")
+    return value
+
+
+def check_callable(value: object, field: str) -> object:
+    """A callback, checked when given rather than when first called (mid-scan)."""
+    if not callable(value):
+        raise InvalidInputError(field, f"expected a callable, got {type(value).__name__}")
+    return value
+
+
+def check_optional_text(value: object, field: str, max_length: int | None = None) -> str | None:
+    """Free text sent as given (a description, a code): a string or None, never a number,
+    bytes or a list that the JSON body or the query would carry as something else."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise InvalidInputError(field, f"expected a string, got {type(value).__name__}")
+    if max_length is not None and len(value) > max_length:
+        raise InvalidInputError(field, f"at most {max_length} characters")
+    return value
+
+
+def check_codes(value: object, field: str, *, required: bool = False) -> list[str]:
+    """Document codes: a list (or tuple...) of non-empty strings; not one bare string."""
+    if isinstance(value, (str, bytes)) or not isinstance(value, Iterable):
+        raise InvalidInputError(field, "expected a list of document codes")
+    codes = list(value)
+    if required and not codes:
+        raise InvalidInputError(field, "expected a non-empty list of document codes")
+    for code in codes:
+        if not isinstance(code, str) or not code.strip():
+            raise InvalidInputError(field, "document codes are non-empty strings")
+    return codes
 
 
 MAX_CONCURRENCY = 256
@@ -187,17 +265,24 @@ def check_page_size(value: object, field: str = "page_size") -> int:
     return value
 
 
+def _shown(value: object) -> str:
+    """The value for a message, bounded: repr() of a 5000-digit int itself raises."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return "a huge integer"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:39] + "\u2026"
+
+
 def check_seconds(value: object, field: str = "timeout") -> float:
     """A duration in seconds: a finite number, at least a millisecond (below that no
     request can complete: it would only be sent and retried in vain); not a bool nor a
     string."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, float))
-        or not math.isfinite(value)
-        or value < _MIN_SECONDS
-    ):
+    try:  # an int beyond a float's range (10**400) is no duration either
+        seconds = float(value) if isinstance(value, (int, float)) else math.nan
+    except OverflowError:
+        seconds = math.inf
+    if isinstance(value, bool) or not math.isfinite(seconds) or seconds < _MIN_SECONDS:
         raise InvalidInputError(
-            field, f"expected a finite number of seconds >= {_MIN_SECONDS:g}, got {value!r}"
+            field, f"expected a finite number of seconds >= {_MIN_SECONDS:g}, got {_shown(value)}"
         )
-    return float(value)
+    return seconds

@@ -106,11 +106,16 @@ class Dossier:
 
 
 def _strings(value: object) -> tuple[str, ...]:
+    # Never raises: what is not a list of strings (5, b"x") is kept, as one item, for the
+    # body's checks to refuse with an InvalidInputError naming the field.
     if value is None:
         return ()
-    if isinstance(value, str):
-        return (value,)
-    return tuple(value)  # type: ignore[arg-type]
+    if isinstance(value, (str, bytes)):
+        return (value,)  # type: ignore[return-value]
+    try:
+        return tuple(value)  # type: ignore[arg-type]
+    except TypeError:
+        return (value,)  # type: ignore[return-value]
 
 
 def _strings_or_none(value: object) -> tuple[str, ...] | None:

@@ -12,10 +12,9 @@ import attrs
 
 from .. import _protocol
 from .._converter import structure, structure_many
-from .._exceptions import InvalidInputError
 from .._pagination import Scan, ScanProgress
 from .._protocol import ApiRequest, DecodeTurn, Envelope
-from .._validation import check_page, check_page_size, check_seconds
+from .._validation import check_bool, check_page, check_page_size, check_seconds
 from ..models.common import NO_MESSAGES, Items, Messages, Page
 from ..models.scans import Checkpoint
 
@@ -45,12 +44,19 @@ def started_for(path: str) -> float | None:
 _SECONDS = ("timeout", "interval")
 
 
-def _checking_seconds(method: Callable[..., Any]) -> Callable[..., Any]:
-    """``method`` with its duration arguments checked first (``check_seconds``): before the
-    account discovery or any request, whatever the method does next. None: the default."""
+def _is_flag(parameter: inspect.Parameter) -> bool:
+    # Annotations are strings here (``from __future__ import annotations``).
+    return parameter.annotation in ("bool", bool)
+
+
+def _checking_arguments(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` with its durations (``check_seconds``) and flags (every parameter
+    annotated ``bool``: ``check_bool``) checked first: before the account discovery or any
+    request, whatever the method does next. A duration of None: the default."""
     signature = inspect.signature(method)
-    names = [name for name in _SECONDS if name in signature.parameters]
-    if not names:
+    seconds = [name for name in _SECONDS if name in signature.parameters]
+    flags = [name for name, parameter in signature.parameters.items() if _is_flag(parameter)]
+    if not seconds and not flags:
         return method
 
     def check(args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -58,9 +64,12 @@ def _checking_seconds(method: Callable[..., Any]) -> Callable[..., Any]:
             bound = signature.bind(*args, **kwargs)
         except TypeError:
             return  # the call itself raises it, as without this check
-        for name in names:
+        for name in seconds:
             if name in bound.arguments and bound.arguments[name] is not None:
                 check_seconds(bound.arguments[name], name)
+        for name in flags:
+            if name in bound.arguments:
+                check_bool(bound.arguments[name], name)
 
     if inspect.iscoroutinefunction(method):
 
@@ -83,14 +92,15 @@ class Resource:
     """Base of the resource namespaces (``client.dossiers`` ...): no state but the core.
 
     Every public method of a subclass that takes ``timeout=`` (or ``interval=``) has it
-    checked before anything else (a finite number of seconds > 0): one rule for all.
+    checked before anything else (a finite number of seconds > 0), and so has every flag
+    (a parameter annotated ``bool``: True or False, never a truthy "false"): one rule for all.
     """
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         for name, member in list(vars(cls).items()):
             if not name.startswith("_") and inspect.isfunction(member):
-                setattr(cls, name, _checking_seconds(member))
+                setattr(cls, name, _checking_arguments(member))
 
     def __init__(self, core: Core) -> None:
         self._core = core
@@ -172,8 +182,7 @@ class Resource:
         """A :class:`Scan` of a list operation: every page, concurrently, each item once."""
         core = self._core
         page_size = check_page_size(page_size)
-        if not isinstance(raw, bool):
-            raise InvalidInputError("raw", "expected True or False")
+        raw = check_bool(raw, "raw")
 
         async def fetch(page: int, size: int, turn: DecodeTurn | None) -> Envelope:
             path = await self._account_path(template)

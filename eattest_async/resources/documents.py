@@ -13,7 +13,7 @@ class DocumentsResource(Resource):
     async def list(self, dossier_id: int, *, timeout: float | None = None) -> Items[Document]:
         """GET /account/{accountId}/dossiers/{dossierId}/documents."""
         path = await self._account_path(
-            "/dossiers/{d}/documents", d=identifier(dossier_id, "dossier_id")
+            "/dossiers/{dossier_id}/documents", dossier_id=identifier(dossier_id, "dossier_id")
         )
         return await self._many(get(path, "list_documents", timeout=timeout), Document)
 
@@ -22,8 +22,8 @@ class DocumentsResource(Resource):
     ) -> Document:
         """GET /account/{accountId}/dossiers/{dossierId}/documents/{documentId}."""
         path = await self._account_path(
-            "/dossiers/{d}/documents/{doc}",
-            d=identifier(dossier_id, "dossier_id"),
-            doc=identifier(document_id, "document_id"),
+            "/dossiers/{dossier_id}/documents/{document_id}",
+            dossier_id=identifier(dossier_id, "dossier_id"),
+            document_id=identifier(document_id, "document_id"),
         )
         return await self._one(get(path, "get_document", timeout=timeout), Document)

@@ -21,9 +21,11 @@ from .._pagination import Scan, ScanProgress
 from .._protocol import compact
 from .._sync import DEFAULT_MARGIN, Changes, ChangeWindow
 from .._validation import (
+    check_codes,
     check_date,
     check_duns,
     check_email,
+    check_optional_text,
     check_siret,
     check_vat,
 )
@@ -52,13 +54,6 @@ def _reference(value: object, field: str = "dossier_reference") -> str:
     return value.strip()
 
 
-def _codes(values: tuple[str, ...], field: str) -> list[str]:
-    for code in values:
-        if not isinstance(code, str) or not code.strip():
-            raise InvalidInputError(field, "document codes are non-empty strings")
-    return list(values)
-
-
 def new_dossier_body(dossier: NewDossier) -> dict[str, Any]:
     """The JSON body of a creation, after every local check (each error names its field)."""
     if not isinstance(dossier, NewDossier):
@@ -70,16 +65,22 @@ def new_dossier_body(dossier: NewDossier) -> dict[str, Any]:
             ("companyIdType", id_type),
             ("companyIdValue", _ID_CHECKS[id_type](dossier.company_id_value, "company_id_value")),
             ("dossierReference", _reference(dossier.dossier_reference)),
-            ("thirdpartyCode", dossier.thirdparty_code),
-            ("description", dossier.description),
-            ("purchasingCategory", dossier.purchasing_category),
+            ("thirdpartyCode", check_optional_text(dossier.thirdparty_code, "thirdparty_code")),
+            ("description", check_optional_text(dossier.description, "description")),
+            (
+                "purchasingCategory",
+                check_optional_text(dossier.purchasing_category, "purchasing_category"),
+            ),
             (
                 "expirationDate",
                 None
                 if dossier.expiration_date is None
                 else _future_date(dossier.expiration_date, "expiration_date"),
             ),
-            ("requiredDocuments", _codes(dossier.required_documents, "required_documents") or None),
+            (
+                "requiredDocuments",
+                check_codes(dossier.required_documents, "required_documents") or None,
+            ),
             (
                 "thirdpartyEmail",
                 [check_email(e, "thirdparty_email") for e in dossier.thirdparty_email] or None,
@@ -92,7 +93,24 @@ def new_dossier_body(dossier: NewDossier) -> dict[str, Any]:
     )
 
 
-def dossier_update_body(update: DossierUpdate) -> dict[str, Any]:
+_UPDATE_FIELDS = frozenset(field.name for field in attrs.fields(DossierUpdate))
+
+
+def dossier_update_body(
+    update: DossierUpdate | None, fields: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The JSON body of an update, from a :class:`DossierUpdate` or its fields as keywords
+    (not both), after every local check (each error names its field)."""
+    fields = fields or {}
+    if update is not None and fields:
+        raise InvalidInputError(sorted(fields)[0], "give a DossierUpdate or its fields, not both")
+    unknown = sorted(set(fields) - _UPDATE_FIELDS)
+    if unknown:
+        raise InvalidInputError(
+            unknown[0], f"not a field of an update (fields: {', '.join(sorted(_UPDATE_FIELDS))})"
+        )
+    if update is None:
+        update = DossierUpdate(**fields)
     if not isinstance(update, DossierUpdate):
         raise InvalidInputError("update", "expected a DossierUpdate")
     body = compact(
@@ -101,15 +119,18 @@ def dossier_update_body(update: DossierUpdate) -> dict[str, Any]:
                 "dossierReference",
                 None if update.dossier_reference is None else _reference(update.dossier_reference),
             ),
-            ("description", update.description),
-            ("purchasingCategory", update.purchasing_category),
+            ("description", check_optional_text(update.description, "description")),
+            (
+                "purchasingCategory",
+                check_optional_text(update.purchasing_category, "purchasing_category"),
+            ),
             (
                 "expirationDate",
                 None
                 if update.expiration_date is None
                 else _future_date(update.expiration_date, "expiration_date"),
             ),
-            ("thirdpartyCode", update.thirdparty_code),
+            ("thirdpartyCode", check_optional_text(update.thirdparty_code, "thirdparty_code")),
             (
                 "thirdpartyEmail",
                 None
@@ -288,7 +309,9 @@ class DossiersResource(Resource):
 
     async def get(self, dossier_id: int, *, timeout: float | None = None) -> Dossier:
         """GET /account/{accountId}/dossiers/{dossierId}: the dossier with documents and files."""
-        path = await self._account_path("/dossiers/{id}", id=identifier(dossier_id, "dossier_id"))
+        path = await self._account_path(
+            "/dossiers/{dossier_id}", dossier_id=identifier(dossier_id, "dossier_id")
+        )
         return await self._one(get(path, "get_dossier", timeout=timeout), Dossier)
 
     async def create(
@@ -333,8 +356,10 @@ class DossiersResource(Resource):
         Pass a :class:`DossierUpdate` or its fields as keywords. Setting the same values
         twice is harmless, so this is retried like a read unless ``retry=False``.
         """
-        body = dossier_update_body(update if update is not None else DossierUpdate(**fields))
-        path = await self._account_path("/dossiers/{id}", id=identifier(dossier_id, "dossier_id"))
+        body = dossier_update_body(update, fields)
+        path = await self._account_path(
+            "/dossiers/{dossier_id}", dossier_id=identifier(dossier_id, "dossier_id")
+        )
         return await self._action(
             post(path, "update_dossier", body, idempotent=retry, timeout=timeout)
         )
@@ -342,7 +367,7 @@ class DossiersResource(Resource):
     async def stop(self, dossier_id: int, *, timeout: float | None = None) -> Messages:
         """POST /account/{accountId}/dossiers/{dossierId}/stop (E201 if already stopped)."""
         path = await self._account_path(
-            "/dossiers/{id}/stop", id=identifier(dossier_id, "dossier_id")
+            "/dossiers/{dossier_id}/stop", dossier_id=identifier(dossier_id, "dossier_id")
         )
         return await self._action(post(path, "stop_dossier", None, timeout=timeout))
 
@@ -365,6 +390,6 @@ class DossiersResource(Resource):
             ]
         )
         path = await self._account_path(
-            "/dossiers/{id}/reactivate", id=identifier(dossier_id, "dossier_id")
+            "/dossiers/{dossier_id}/reactivate", dossier_id=identifier(dossier_id, "dossier_id")
         )
         return await self._action(post(path, "reactivate_dossier", body, timeout=timeout))

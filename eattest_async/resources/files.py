@@ -8,6 +8,7 @@ from pathlib import Path
 from .._downloads import check_folder
 from .._filters import identifier
 from .._protocol import ApiRequest
+from .._validation import check_optional_text
 from ..models import FileInfo, Items
 from ._base import Resource, get, started_for
 
@@ -66,8 +67,12 @@ class FilesResource(Resource):
         file_id = identifier(file_id, "file_id")
         if expected_size is not None:
             identifier(expected_size, "expected_size")
+        # Before the download: a name of the wrong type would only fail once the file is here.
+        filename = check_optional_text(filename, "filename")
         folder = check_folder(dest)
-        request_path = await self._document_path(dossier_id, document_id, "/files/{f}", f=file_id)
+        request_path = await self._document_path(
+            dossier_id, document_id, "/files/{file_id}", file_id=file_id
+        )
         request = ApiRequest(
             method="GET",
             path=request_path,
@@ -88,8 +93,8 @@ class FilesResource(Resource):
         self, dossier_id: int, document_id: int, tail: str, **params: object
     ) -> str:
         return await self._account_path(
-            "/dossiers/{d}/documents/{doc}" + tail,
-            d=identifier(dossier_id, "dossier_id"),  # checked before any request
-            doc=identifier(document_id, "document_id"),
+            "/dossiers/{dossier_id}/documents/{document_id}" + tail,
+            dossier_id=identifier(dossier_id, "dossier_id"),  # checked before any request
+            document_id=identifier(document_id, "document_id"),
             **params,
         )

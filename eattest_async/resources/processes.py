@@ -6,23 +6,12 @@ import datetime as dt
 
 import anyio
 
-from .._exceptions import DossierCreationError, InvalidInputError, ProcessTimeoutError
+from .._exceptions import DossierCreationError, ProcessTimeoutError
 from .._filters import optional
 from .._protocol import message_texts
-from .._validation import check_date
+from .._validation import check_date, check_process_id
 from ..models import Items, ProcessStatus
 from ._base import Resource, get
-
-
-def _process_id(value: object) -> str:
-    text = (
-        str(value).strip() if isinstance(value, (str, int)) and not isinstance(value, bool) else ""
-    )
-    if not text:
-        raise InvalidInputError(
-            "process_id", "expected the processId returned by dossiers.create()"
-        )
-    return text
 
 
 class ProcessesResource(Resource):
@@ -30,18 +19,21 @@ class ProcessesResource(Resource):
 
     async def get(self, process_id: str, *, timeout: float | None = None) -> ProcessStatus:
         """GET /account/{accountId}/dossiers/process/{processId}."""
-        path = await self._account_path("/dossiers/process/{p}", p=_process_id(process_id))
+        path = await self._account_path(
+            "/dossiers/process/{process_id}", process_id=check_process_id(process_id)
+        )
         return await self._one(get(path, "get_process", timeout=timeout), ProcessStatus)
 
     async def list(
         self, *, since: dt.date | str | None = None, timeout: float | None = None
     ) -> Items[ProcessStatus]:
         """GET /account/{accountId}/dossiers/processes: started since a date (default: 24 h)."""
+        from_date = optional(check_date, since, "since")  # before the account discovery
         request = get(
             await self._account_path("/dossiers/processes"),
             "list_processes",
             timeout=timeout,
-            fromDate=optional(check_date, since, "since"),
+            fromDate=from_date,
         )
         return await self._many(request, ProcessStatus)
 
@@ -58,7 +50,7 @@ class ProcessesResource(Resource):
         A failed creation raises :class:`DossierCreationError` carrying its E-codes, unless
         ``raise_on_failure=False``. Polling backs off gently from ``interval`` to 10 s.
         """
-        process_id = _process_id(process_id)  # timeout and interval: see Resource
+        process_id = check_process_id(process_id)  # the other arguments: see Resource
         delay = interval
         status: ProcessStatus | None = None
         with anyio.move_on_after(timeout):

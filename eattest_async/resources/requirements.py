@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from .._exceptions import InvalidInputError
 from .._filters import identifier
+from .._validation import check_codes
 from ..models import Items, Messages, Requirement
 from ._base import Resource, get, post
 
@@ -25,7 +25,7 @@ class RequirementsResource(Resource):
     ) -> Items[Requirement]:
         """GET /account/{accountId}/dossiers/{dossierId}/requirements."""
         path = await self._account_path(
-            "/dossiers/{d}/requirements", d=identifier(dossier_id, "dossier_id")
+            "/dossiers/{dossier_id}/requirements", dossier_id=identifier(dossier_id, "dossier_id")
         )
         return await self._many(
             get(path, "list_dossier_requirements", timeout=timeout), Requirement
@@ -39,13 +39,9 @@ class RequirementsResource(Resource):
         Sent as the spec's bare array; E301/E302 come back as :class:`RequirementError`.
         Setting the same list twice is harmless, so it is retried like a read.
         """
-        if isinstance(codes, str):
-            raise InvalidInputError("codes", "expected a list of document codes, not one string")
-        body = list(codes)
-        if not body or not all(isinstance(c, str) and c.strip() for c in body):
-            raise InvalidInputError("codes", "expected a non-empty list of document codes")
+        body = check_codes(codes, "codes", required=True)
         path = await self._account_path(
-            "/dossiers/{d}/requirements", d=identifier(dossier_id, "dossier_id")
+            "/dossiers/{dossier_id}/requirements", dossier_id=identifier(dossier_id, "dossier_id")
         )
         return await self._action(
             post(path, "update_dossier_requirements", body, idempotent=True, timeout=timeout)

@@ -5,8 +5,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, Literal, overload
 
-from .._exceptions import InvalidInputError
-from .._filters import THIRDPARTY_FILTERS, ThirdpartyFilters, identifier, optional, query_of
+from .._filters import (
+    THIRDPARTY_FILTERS,
+    ThirdpartyFilters,
+    identifier,
+    optional,
+    query_of,
+    text_filter,
+)
 from .._pagination import Scan, ScanProgress
 from .._validation import (
     check_page,
@@ -149,20 +155,20 @@ class ThirdpartiesResource(Resource):
         The operation declares ``search`` alone: ``page``/``pageSize`` are sent only when
         you ask for a page other than the first or for a page size.
         """
-        if not isinstance(query, str) or not query.strip():
-            raise InvalidInputError("query", "a non-empty search expression is required")
+        # Every argument checked before the account id is discovered (a request itself).
+        search = _search(query)
+        page_sent = check_page(page) or None
+        size_sent = optional(check_page_size, page_size, "page_size")
         request = get(
             await self._account_path("/thirdparties/q"),
             "search_thirdparties",
             timeout=timeout,
-            search=query.strip(),
-            page=check_page(page) or None,
-            pageSize=optional(check_page_size, page_size, "page_size"),
+            search=search,
+            page=page_sent,
+            pageSize=size_sent,
         )
         return await self._page(request, ThirdpartyDetails, page, page_size)
 
 
 def _search(text: object) -> str:
-    if not isinstance(text, str) or not text.strip():
-        raise InvalidInputError("query", "a non-empty search expression is required")
-    return text.strip()
+    return text_filter(text, "query")

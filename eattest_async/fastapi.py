@@ -39,7 +39,9 @@ from ._coordination import coordinator_from_env
 from ._exceptions import (
     ApiError,
     AuthenticationError,
+    DestinationError,
     EattestError,
+    FileWriteError,
     InvalidInputError,
     NotFoundError,
     RateLimitError,
@@ -93,9 +95,16 @@ def get_client(request: Request) -> Client:
 EattestClient = Annotated[Client, Depends(get_client)]
 
 
+# This machine's own trouble (a dest folder it cannot write into, a full or read-only
+# disk): its text tells the server's filesystem, and the fault is not the caller's.
+_LOCAL = (DestinationError, FileWriteError)
+
+
 def _public_message(error: EattestError) -> str:
     """What the app's own callers (anonymous, perhaps) may read of an error: our words only.
     Upstream text (an IdP's error_description, an API's message, a URL) stays in the logs."""
+    if isinstance(error, _LOCAL):
+        return "this service could not write the file"
     if isinstance(error, InvalidInputError):
         return str(error)  # the caller's own input, checked locally: no upstream text
     if isinstance(error, RateLimitError):
@@ -124,7 +133,8 @@ def install_error_handlers(app: FastAPI) -> None:
     """Answer the app's callers sensibly when the e-Attestations API could not:
 
     - upstream rate limit exhausted: 503 with ``Retry-After`` (so callers back off too);
-    - upstream 404: 404; a bad argument caught locally: 422;
+    - upstream 404: 404; a bad argument caught locally: 422 (its message names it);
+    - a download this machine cannot write (dest folder, disk): 500, without details;
     - upstream server or network trouble: 502; other API errors: 502 with the E-codes.
     """
 
@@ -134,6 +144,8 @@ def install_error_handlers(app: FastAPI) -> None:
             return _problem(503, error, {"Retry-After": str(max(1, math.ceil(wait)))})
         if isinstance(error, NotFoundError):
             return _problem(404, error)
+        if isinstance(error, _LOCAL):
+            return _problem(500, error)
         if isinstance(error, InvalidInputError):
             return _problem(422, error)
         if isinstance(error, (ServerError, TransportError)):

@@ -5,14 +5,20 @@ from __future__ import annotations
 import asyncio
 import importlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
 import pytest
+from fastapi import FastAPI
 
+import eattest_async as ea
 from eattest_async._validation import luhn_check_digit
+from eattest_async.fastapi import EattestClient, install_error_handlers, lifespan
 from eattest_async.simulator import FaultAction, Simulator
+
+from .hostile import ACCOUNT_ID, PASSWORD, USERNAME, Server, serving
 
 pytestmark = pytest.mark.anyio
 
@@ -80,3 +86,72 @@ async def test_streaming_ndjson_export(sim: Simulator, app_client: httpx.AsyncCl
         assert response.headers["content-type"] == "application/x-ndjson"
         ids = [orjson.loads(line)["dossierId"] async for line in response.aiter_lines() if line]
     assert ids == sim.live_dossier_ids()
+
+
+@pytest.fixture
+async def passing_through(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Server]]:
+    """An app whose routes hand their anonymous callers' input to the client, as is."""
+    async with serving() as server:
+        app = FastAPI(
+            lifespan=lifespan(
+                server.environment(),
+                username=USERNAME,
+                password=PASSWORD,
+                account_id=ACCOUNT_ID,
+                coordinator=ea.LocalCoordinator(),
+            )
+        )
+        install_error_handlers(app)
+
+        @app.get("/p/{process_id}")
+        async def process(process_id: str, client: EattestClient) -> str:
+            return (await client.processes.get(process_id)).process_id or ""
+
+        @app.get("/save")
+        async def save(dest: str, client: EattestClient) -> str:
+            return str(await client.files.download(1, 2, 3, dest=dest))
+
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://app"
+            ) as http,
+        ):
+            yield http, server
+
+
+async def test_a_dot_segment_from_a_caller_reaches_no_other_path(
+    passing_through: tuple[httpx.AsyncClient, Server],
+) -> None:
+    http, server = passing_through
+    response = await http.get("/p/%2E%2E")  # processes.get("..") listed the dossiers
+    assert response.status_code == 422
+    assert response.json()["message"].startswith("process_id:")
+    assert server.requests == []
+
+
+@pytest.mark.parametrize("dest", ["/etc/passwd", "/proc/self/x"])
+async def test_a_folder_the_server_cannot_write_is_a_500_without_its_state(
+    passing_through: tuple[httpx.AsyncClient, Server], dest: str
+) -> None:
+    if not Path(dest).parent.is_dir():
+        pytest.skip(f"no {Path(dest).parent} here")
+    http, server = passing_through
+    response = await http.get("/save", params={"dest": dest})
+    # The message told the server's filesystem ("... is a file", "cannot write into ...")
+    # and blamed the caller for it: neither is the caller's business.
+    assert response.status_code == 500
+    assert response.json() == {
+        "error": "DestinationError",
+        "message": "this service could not write the file",
+    }
+    assert server.requests == []
+
+
+async def test_a_bad_dest_argument_is_still_a_422_naming_it(
+    passing_through: tuple[httpx.AsyncClient, Server],
+) -> None:
+    http, _ = passing_through
+    response = await http.get("/save", params={"dest": "a\x00b"})
+    assert response.status_code == 422
+    assert response.json()["message"].startswith("dest:")

@@ -21,6 +21,12 @@ What a server may do, and what the plan does:
 - answers for another page than asked, short pages with a stated size, empty pages
   before the announced end, the same items again: each range is asked again once, then
   given up and reported (``contradictions``); nothing loops.
+- a page holding more items than the total allows (a total that lags, a page past the
+  end holding items): the plan reads on past the total, up to a short or empty page, and
+  reports the contradiction; the scan is not complete (so a sync gives no watermark).
+- no total and no size: a short page is the end only when its size is one the server has
+  filled in this run; otherwise it may be a cap not said, and its items cannot be placed:
+  asked again at its size. An empty page of such a size only bounds the end.
 - the total moves (items inserted or deleted meanwhile): ranges read under another total
   are read again (``repair_rounds``), the duplicates dropped by id.
 - a hard bound of pages per scan (``budget``), relative to the plan: a total that keeps
@@ -377,6 +383,10 @@ class ScanPlan:
         self.initial_total: int | None = None
         self.end: int | None = None  # positions beyond it are not asked for
         self.hard_end: int | None = None  # where an empty page said the listing ends
+        self.beyond = 0  # how far pages holding more than the total allows say to read
+        # The largest page the server filled (or announced): a short page of a size up to
+        # this can be the end; a larger size may be one it caps without saying so.
+        self.filled = 0
         self.read = Spans()  # positions read, tagged with the total announced then
         self.delivered = Spans()  # positions whose items the consumer has
         self.given_up = Spans()  # positions the server kept contradicting itself about
@@ -422,6 +432,20 @@ class ScanPlan:
             self._set_budget()
 
     # -- sending ------------------------------------------------------------------------
+
+    def _set_end(self) -> None:
+        """The end by the total, an empty page before it, and the items read past it."""
+        if self.total is None:
+            return
+        end = self.total if self.hard_end is None else min(self.total, self.hard_end)
+        self.end = max(end, self.beyond)
+
+    def _resize(self, size: int) -> None:
+        """The server's page size is ``size`` from now on (always >= 1)."""
+        if size != self.size:
+            self.size = size
+            self.size_changes += 1
+            self._set_budget()
 
     def _set_budget(self) -> None:
         """At most 4 x the pages the plan needs (re-reads after drift included), plus slack."""
@@ -588,21 +612,32 @@ class ScanPlan:
         declared = _count(answer.size) or None
         if declared is not None and declared >= count:
             size = declared
+            self.filled = max(self.filled, declared)
         else:
             size = request.size if count <= request.size else count
-            if count < size:
+            if count < size and self.total is None and size > self.filled:
+                # Short, of a size the server never filled in this run: capped without
+                # saying so, or the end; nothing tells which. Page 0 starts at 0 either
+                # way; another page's items cannot be placed: asked again at their size.
+                if count and page:
+                    self.filled = max(self.filled, count)
+                    self._resize(min(self.size, count))
+                    return Received()
+                if count:
+                    size = count  # the cap, or the end: the next page tells
+                # Empty: its start bounds the end (the server's size is at most the asked).
+            elif count < size and self.total is not None:
                 if count <= self.size < request.size:
                     size = self.size  # the cap already learnt from another page
                 elif not count:
                     pass  # an empty page tells the end (or a hiccup), never a size
-                elif self.total is not None and count < self._expected(page, size):
+                elif count < self._expected(page, size):
                     size = count  # capped without saying so: its size, from now on
-                elif self.total is None and page == 0:
-                    size = count  # the same, or the end: page 1 tells
-        if size != self.size:
-            self.size = size
-            self.size_changes += 1
-            self._set_budget()
+            self.filled = max(self.filled, count)
+        if not (self.total is None and declared is None and size < self.size <= self.filled):
+            # (else: a page asked before the plan learnt the server fills larger ones; the
+            # plan keeps asking for those)
+            self._resize(size)
         answered = _count(answer.page)
         if answered is not None and answered != page:
             self._retry_or_give_up(
@@ -616,7 +651,18 @@ class ScanPlan:
         obsolete: tuple[PageRequest, ...] = ()
         if count and self.hard_end == start + size and self.total is not None:
             self.hard_end = None  # the empty page was a hiccup: the plan goes on
-            self.end = self.total
+            self._set_end()
+        if self.total is not None and count > expected:
+            # More than the total allows: a total that lags (a sync's newest changes
+            # first), or a server that contradicts itself. Read on past it, never taken
+            # as complete: a full page there says the listing may go on, a short one ends it.
+            self._contradiction("a page held more items than the total allows")
+            self.beyond = max(self.beyond, stop + size) if count >= size else stop
+            self._set_end()
+            self._set_budget()
+        elif self.total is not None and count < size and self.total <= stop < self.beyond:
+            self.beyond = stop  # read on past the total, up to this short (or empty) page
+            self._set_end()
         if count < expected and self.total is not None:
             if count == 0:
                 # Empty before the announced end: asked again once, nothing beyond it
@@ -629,11 +675,13 @@ class ScanPlan:
                     self.hard_end = start
                 else:
                     self.hard_end = min(self.hard_end or start + size, start + size)
-                self.end = min(self.total, self.hard_end)
+                self._set_end()
             else:
                 self._retry_or_give_up(stop, start + expected, "short page before the end")
-        if self.end is None and count < size:
-            self.end = stop  # no total: a short page is the last one
+        if self.total is None and count < size:
+            # No total: a short page of the server's size is the last one (an empty page
+            # of a size it may cap only bounds the end: the last short page may be before).
+            self.end = stop if self.end is None else min(self.end, stop)
             self._set_budget()
         if self.end is not None:
             obsolete = tuple(r for r in self._in_flight.values() if r.start >= self.end)
@@ -643,9 +691,10 @@ class ScanPlan:
         # Ids read under this total at other positions: this page is not what it claims
         # (a stale cache, a server ignoring ``page=``, a shift the total did not show).
         repeats = max(0, repeats - self.read.overlap(start, stop, self.total))
-        if count and not fresh and again and self.total is None:
-            # Without a total, a page of items already delivered: the server repeats
-            # itself (it ignores ``page=``?); walking on would never end.
+        if count and not fresh and again > self.read.overlap(start, stop) and self.total is None:
+            # Without a total, a page of items already delivered, not only at positions
+            # read before (a page straddling them): the server repeats itself (it ignores
+            # ``page=``?); walking on would never end.
             self._contradiction("a page repeated items already delivered")
             self.end = start
             obsolete += tuple(self._in_flight.values())
@@ -689,7 +738,7 @@ class ScanPlan:
                 self.shrunk = (self.total, total, read)
         first = self.total is None
         self.total = total
-        self.end = total if self.hard_end is None else min(total, self.hard_end)
+        self._set_end()
         if first or self.budget is None:
             self._set_budget()
 
@@ -778,7 +827,8 @@ class ScanPlan:
         """Items of the last announced total the scan did not see (0 when unknown)."""
         if self.total is None:
             return 0
-        return max(0, self.total - self.read.length(self.total))
+        past = self.read.overlap(self.total, 2**63, self.total)  # read past it: not counted
+        return max(0, self.total - self.read.length(self.total) + past)
 
     def complete(self) -> bool:
         """Done, and every item of the last announced total was delivered, once."""

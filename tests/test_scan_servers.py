@@ -282,3 +282,34 @@ async def test_a_consumer_that_stops_reading_holds_back_the_requests() -> None:
                 if count == 20_000:
                     break
         assert len(server.asked) <= 20 + 4 + 4
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+async def test_a_resume_without_a_total_or_a_size_under_a_cap_loses_nothing(
+    concurrency: int,
+) -> None:
+    # Asked 100, the server sends 50 and says neither its size nor a total: the resumed
+    # scan's first page (positions 50-99) was taken for the last one, and the report said
+    # complete with 250 of the 400 dossiers never delivered.
+    honest = listing(400, cap=50, say_size=False)
+
+    def untold(page: int, size: int) -> Answer:
+        content, fields = honest(page, size)
+        del fields["totalElements"]
+        return content, fields
+
+    async for _server, client in serve(untold):
+        first: list[int] = []
+        async with client.dossiers.scan(raw=True, page_size=100, concurrency=1) as scan:
+            async for dossier in scan:
+                first.append(dossier["dossierId"])
+                if len(first) == 150:
+                    break
+            saved = scan.checkpoint().to_json()
+        assert saved["done"] == [[0, 150]]
+        resumed = client.dossiers.scan(
+            raw=True, page_size=100, concurrency=concurrency, resume_from=saved
+        )
+        rest = [d["dossierId"] async for d in resumed]
+        assert sorted(first + rest) == list(range(400))  # each once over both runs
+        assert resumed.report.complete, resumed.report.problems

@@ -648,3 +648,58 @@ def test_one_concurrency_check_for_limits_and_scans() -> None:
         with pytest.raises(ea.InvalidInputError, match="from 1 to 256"):
             ea.Limits(scan_concurrency=bad)  # type: ignore[arg-type]
     assert ea.Limits(scan_concurrency=256).scan_concurrency == 256
+
+
+class Undercount(Listing):
+    """A listing whose total says fewer items than its pages hold."""
+
+    def total(self) -> int | None:
+        return 5
+
+
+@pytest.mark.parametrize("concurrency", [1, 4])
+@pytest.mark.parametrize(("count", "size"), [(10, 100), (30, 10), (30, 7)])
+def test_a_page_holding_more_than_the_total_says_is_read_on_and_reported(
+    concurrency: int, count: int, size: int
+) -> None:
+    # Total 5, pages holding 30: the items past the total were once dropped silently,
+    # and the scan said complete (a sync's watermark then skipped them for good).
+    server = Undercount(count)
+    plan, delivered = run(server, page_size=size, concurrency=concurrency)
+    assert once(delivered, server.items)
+    assert not plan.complete()
+    problems = plan.problems(finished=True)
+    assert any("more items than the total" in p for p in problems), problems
+    assert plan.pages_fetched <= -(-count // size) + 2 * concurrency
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("concurrency", [1, 4])
+def test_without_a_total_or_a_size_a_capped_resume_delivers_each_item_once(
+    seed: int, concurrency: int
+) -> None:
+    # Asked 100, the server sends 50 and says neither its size nor a total. The resumed
+    # plan's first page (page 1 of 100: positions 50-99 at the server's size) was taken
+    # for the last one: complete, with 250 of the 400 items never delivered.
+    server = Untold(400, cap=50, say_size=False)
+    first_plan, first = run(server, concurrency=1, stop_after=150)
+    saved = ea.Checkpoint.from_json(first_plan.checkpoint().to_json())
+    assert saved.done == ((0, 150),)
+    plan, rest = run(server, resume=saved, seed=seed, concurrency=concurrency)
+    assert once(first + rest, server.items)
+    assert plan.complete(), plan.problems(finished=True)
+
+
+@pytest.mark.parametrize("seed", range(6))
+@pytest.mark.parametrize(("count", "cap"), [(400, 50), (420, 50), (30, None), (150, None)])
+def test_without_a_total_or_a_size_answers_in_any_order_end_where_the_listing_does(
+    seed: int, count: int, cap: int | None
+) -> None:
+    # Pages sent ahead answered out of order: a short page of a size not known to be the
+    # server's is not taken for the end, and an empty page of the size asked before the
+    # cap was known does not set the end past it.
+    server = Untold(count, cap=cap, say_size=False)
+    plan, delivered = run(server, concurrency=4, seed=seed)
+    assert once(delivered, server.items)
+    assert plan.complete(), plan.problems(finished=True)
+    assert server.calls <= -(-count // (cap or 100)) + 3 * 4

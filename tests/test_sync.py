@@ -289,3 +289,21 @@ async def raw_sync(
 ) -> tuple[list[int], ea.Changes[dict[str, Any]]]:
     changes = client.dossiers.changes(since=since, page_size=2000, raw=True)
     return [d["dossierId"] async for d in changes], changes
+
+
+async def test_a_total_below_what_the_pages_hold_gives_no_watermark() -> None:
+    # The newest changes first, a total of 5 over 30: the 25 past it were dropped, the run
+    # said complete, and its watermark skipped them in every later run.
+    stamps = {k: f"2026-01-{k:02d}T10:00:00" for k in range(1, 31)}
+    honest = stamped(stamps)
+
+    def lagging(page: int, size: int) -> Answer:
+        content, fields = honest(page, size)
+        return content, {**fields, "totalElements": 5}
+
+    async for _server, client in serve(lagging):
+        changes = client.dossiers.changes(raw=True, page_size=10, concurrency=2)
+        assert sorted([d["dossierId"] async for d in changes]) == list(range(1, 31))
+        assert not changes.report.complete
+        assert any("more items than the total" in p for p in changes.report.problems)
+        assert changes.next_watermark is None  # the next run reads them all again

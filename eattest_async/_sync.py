@@ -163,6 +163,7 @@ class ChangeTracker:
         self.skipped_older = 0
         self.skipped_seen = 0
         self.future = 0  # items stamped after the window's ceiling: delivered, not trusted
+        self.unstamped = 0  # items without a usable stamp: delivered, again every run
         self.latest_future: dt.datetime | None = None
 
     def admit(self, item: Mapping[str, Any]) -> bool:
@@ -170,7 +171,9 @@ class ChangeTracker:
         stamp = _stamp(item.get(_STAMP))
         item_id = item.get(_ID)
         if stamp is None:
-            return True  # cannot be placed: the server says it changed, so it goes
+            # Cannot be placed: the server says it changed, so it goes (every run: said).
+            self.unstamped += 1
+            return True
         text = stamp.isoformat()
         if self._from is not None and stamp < self._from:
             self.skipped_older += 1
@@ -239,7 +242,8 @@ class ChangeTracker:
 
     def warnings(self) -> tuple[str, ...]:
         """What the run delivered but did not trust (the stamps in the future), and what
-        the next run delivers again (more changes within the margin than an edge holds)."""
+        the next run delivers again (more changes within the margin than an edge holds,
+        dossiers without a usable stamp)."""
         out = list(self.window.warnings)
         if self.latest is not None:
             _, left_out = self._edge()
@@ -254,6 +258,11 @@ class ChangeTracker:
                 f"{self.future} dossiers stamped in the future (up to "
                 f"{self.latest_future.isoformat()}, after {self.window.ceiling.isoformat()}): "
                 "delivered, but the watermark does not follow them; they come again next run"
+            )
+        if self.unstamped:
+            out.append(
+                f"{self.unstamped} dossiers without a usable {_STAMP}: delivered, and again "
+                "every run (the watermark cannot place them)"
             )
         return tuple(out)
 

@@ -307,3 +307,17 @@ async def test_a_total_below_what_the_pages_hold_gives_no_watermark() -> None:
         assert not changes.report.complete
         assert any("more items than the total" in p for p in changes.report.problems)
         assert changes.next_watermark is None  # the next run reads them all again
+
+
+async def test_dossiers_without_a_usable_stamp_come_again_and_are_said() -> None:
+    stamps = {1: "2026-01-20T10:00:00", 2: "garbage", 3: "31/12/2024", 4: ""}
+    async for _server, client in serve(stamped(stamps)):
+        for since in (None, dt.datetime(2026, 1, 20, 10)):
+            changes = client.dossiers.changes(since=since, raw=True)
+            ids = sorted([d["dossierId"] async for d in changes])
+            assert ids == [1, 2, 3, 4]
+            assert changes.report.complete
+            # Delivered every run: once unannounced, now counted in the warnings.
+            unstamped = [w for w in changes.report.warnings if "usable" in w]
+            assert len(unstamped) == 1
+            assert unstamped[0].startswith("3 dossiers")

@@ -251,6 +251,11 @@ class Core:
     def knows_account_id(self) -> bool:
         return self._account_id is not None
 
+    @property
+    def known_account_id(self) -> int | None:
+        """The account id if given or discovered already (None: not yet)."""
+        return self._account_id
+
     def clock(self) -> float:
         """The core's clock (monotonic): deadlines are on it."""
         return self._clock()

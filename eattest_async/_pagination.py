@@ -178,6 +178,9 @@ class Scan(Generic[T], AsyncIterator[T]):
         on_progress: Callable[[ScanProgress], object] | None = None,
         prefetch: int | None = None,
         rate: Callable[[], RateSnapshot] | None = None,
+        environment: str | None = None,
+        known_account: Callable[[], int | None] | None = None,
+        discover_account: Callable[[], Awaitable[int]] | None = None,
     ) -> None:
         if order not in ("page", "completed"):
             raise InvalidInputError("order", "expected 'page' or 'completed'")
@@ -200,6 +203,12 @@ class Scan(Generic[T], AsyncIterator[T]):
                 raise InvalidInputError(
                     "resume_from", f"the checkpoint was made with page_size {checkpoint.page_size}"
                 )
+            # Another account's or service's positions would skip this one's items: refused
+            # now, or once the account is known, before any page is asked (_identify).
+            checkpoint.check_identity(
+                account=known_account() if known_account is not None else None,
+                environment=environment,
+            )
         if prefetch is not None and (
             isinstance(prefetch, bool)
             or not isinstance(prefetch, int)
@@ -225,6 +234,10 @@ class Scan(Generic[T], AsyncIterator[T]):
             lookahead=concurrency if prefetch is None else prefetch,
             resume_from=checkpoint,
         )
+        self._plan.environment = environment
+        self._resumed = checkpoint
+        self._known_account = known_account
+        self._discover_account = discover_account
         self._decoding: asyncio.Lock | None = None  # made in the scan's own event loop
         self._finished = False
         self._started: float | None = None
@@ -369,8 +382,39 @@ class Scan(Generic[T], AsyncIterator[T]):
         )
 
     def checkpoint(self) -> Checkpoint:
-        """What the consumer has so far; pass it as ``resume_from=`` to fetch only the rest."""
+        """What the consumer has so far; pass it as ``resume_from=`` to fetch only the rest.
+
+        It names the account and (as a digest of the base URL) the service scanned: a
+        resume on another is refused (checkpoints written before they were named are
+        still read, and cannot be checked)."""
+        self._account()
         return self._plan.checkpoint()
+
+    def _account(self) -> int | None:
+        """The account scanned, if known yet (the plan keeps it for its checkpoints)."""
+        plan = self._plan
+        if plan.account is None and self._known_account is not None:
+            plan.account = self._known_account()
+        if plan.account is None and self._resumed is not None:
+            return self._resumed.account  # not iterated yet: the checkpoint's, kept
+        return plan.account
+
+    async def _find_account(self) -> int | None:
+        """The account scanned, discovered if not known yet (as the first page would)."""
+        plan = self._plan
+        if plan.account is None and self._known_account is not None:
+            plan.account = self._known_account()
+        if plan.account is None and self._discover_account is not None:
+            plan.account = await self._discover_account()
+        return plan.account
+
+    async def _identify(self) -> None:
+        """Before the first page is asked for: a checkpoint naming an account is checked
+        against this one (discovered if need be)."""
+        checkpoint = self._resumed
+        if checkpoint is not None and checkpoint.account is not None:
+            account = await self._find_account()
+            checkpoint.check_identity(account=account, environment=self._plan.environment)
 
     # -- the work ---------------------------------------------------------------------------
 
@@ -429,7 +473,7 @@ class Scan(Generic[T], AsyncIterator[T]):
         return _Arrived(request, received, tuple(items))
 
     def _error(self, request: PageRequest, exc: BaseException) -> ScanError:
-        checkpoint = self._plan.checkpoint()
+        checkpoint = self.checkpoint()
         return ScanError(
             f"scan of {self._operation} stopped on page {request.page} "
             f"(size {request.size}): {exc} ({checkpoint.items_done} items delivered; "
@@ -470,6 +514,7 @@ class Scan(Generic[T], AsyncIterator[T]):
         self._started = time.monotonic()
         self._retries_at_start = dict(self._retries_now())
         self._rate_at_start = self._rate() if self._rate is not None else None
+        await self._identify()
         tasks: dict[int, asyncio.Task[_Arrived[T]]] = {}
         requests: dict[int, PageRequest] = {}
         dying: set[asyncio.Task[_Arrived[T]]] = set()

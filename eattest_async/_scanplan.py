@@ -421,6 +421,8 @@ class ScanPlan:
         self.budget: int | None = None
         self.exhausted = False
         self._budget_base = 0
+        self.account: int | None = None  # named in checkpoints (set by the driver)
+        self.environment: str | None = None
         if resume_from is not None:
             self.total = self.initial_total = self.resumed_total = resume_from.total_elements
             self.end = self.total
@@ -820,6 +822,8 @@ class ScanPlan:
             page_size=self.page_size,
             total_elements=self.total,
             done=self.delivered.ranges(),
+            account=self.account,
+            environment=self.environment,
         )
 
     @property

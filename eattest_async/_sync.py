@@ -86,6 +86,8 @@ class ChangeWindow:
     filters: tuple[tuple[str, str], ...]
     ceiling: dt.datetime  # the run's start plus margin: no stamp beyond it is trusted
     warnings: tuple[str, ...] = ()
+    environment: str | None = None  # environment_id() of the service synced
+    since_account: int | None = None  # the account the watermark names: checked once known
 
     @classmethod
     def of(
@@ -95,8 +97,12 @@ class ChangeWindow:
         margin: dt.timedelta,
         filters: tuple[tuple[str, str], ...],
         now: dt.datetime | None = None,
+        account: int | None = None,
+        environment: str | None = None,
     ) -> ChangeWindow:
-        """``now``: the run's start, naive local time (``datetime.now()`` by default)."""
+        """``now``: the run's start, naive local time (``datetime.now()`` by default);
+        ``account`` (if known yet) and ``environment``: those synced, which a watermark
+        made for another refuses (one written before they were kept is not checked)."""
         if not isinstance(margin, dt.timedelta) or margin < dt.timedelta(0):
             raise InvalidInputError("margin", "expected a non-negative timedelta")
         if margin > MAX_MARGIN:
@@ -105,9 +111,13 @@ class ChangeWindow:
         if isinstance(since, Mapping):
             since = Watermark.from_json(since)
         edge: frozenset[tuple[int, str]] = frozenset()
+        since_account = None
         if isinstance(since, Watermark):
             if since.filters != filters:
                 raise InvalidInputError("since", "this watermark was made with other filters")
+            # Another account's latest change would hide this one's older changes for good.
+            since.check_identity(account=account, environment=environment)
+            since_account = since.account
             edge = frozenset(since.edge)
             since = since.changed_at
         if isinstance(since, dt.datetime):
@@ -134,6 +144,8 @@ class ChangeWindow:
             filters=filters,
             ceiling=ceiling,
             warnings=warnings,
+            environment=environment,
+            since_account=since_account,
         )
 
     def query_filters(self) -> dict[str, Any]:
@@ -234,11 +246,18 @@ class ChangeTracker:
             left_out += self.left_out
         return edge, left_out
 
-    def watermark(self) -> Watermark | None:
+    def watermark(self, account: int | None = None) -> Watermark | None:
+        """The next run's watermark, naming ``account`` and the window's environment."""
         if self.latest is None:
             return None
         edge, _ = self._edge()
-        return Watermark(changed_at=self.latest, edge=edge, filters=self.window.filters)
+        return Watermark(
+            changed_at=self.latest,
+            edge=edge,
+            filters=self.window.filters,
+            account=account,
+            environment=self.window.environment,
+        )
 
     def warnings(self) -> tuple[str, ...]:
         """What the run delivered but did not trust (the stamps in the future), and what
@@ -290,6 +309,15 @@ class Changes(Generic[T], AsyncIterator[T]):
 
     async def _items(self) -> AsyncGenerator[T, None]:
         admit = self._tracker.admit
+        since_account = self._tracker.window.since_account
+        if since_account is not None:
+            # The account was not known when the watermark was checked: found now, before
+            # any page is asked for.
+            account = await self.scan._find_account()
+            if account is not None and account != since_account:
+                raise InvalidInputError(
+                    "since", f"this watermark was made for account {since_account}"
+                )
         async with contextlib.aclosing(self.scan.batches()) as batches:  # type: ignore[type-var]
             async for batch in batches:
                 changed = [item for item in batch if admit(item)]
@@ -317,7 +345,7 @@ class Changes(Generic[T], AsyncIterator[T]):
         """Where the next run starts; None unless this run went through, complete."""
         if not self.scan.report.complete:
             return None
-        return self._tracker.watermark()
+        return self._tracker.watermark(account=self.scan._account())
 
     async def aclose(self) -> None:
         """Stop now: cancel in-flight requests, release every connection."""

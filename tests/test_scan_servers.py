@@ -9,11 +9,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
+import attrs
 import pytest
 from aiohttp import web
 
 import eattest_async as ea
+from eattest_async.models.scans import environment_id
+
+from . import hostile
 
 pytestmark = pytest.mark.anyio
 
@@ -313,3 +318,47 @@ async def test_a_resume_without_a_total_or_a_size_under_a_cap_loses_nothing(
         rest = [d["dossierId"] async for d in resumed]
         assert sorted(first + rest) == list(range(400))  # each once over both runs
         assert resumed.report.complete, resumed.report.problems
+
+
+async def test_a_checkpoint_of_another_account_or_service_is_refused_before_any_page() -> None:
+    # Account A's checkpoint resumed on B skipped B's first dossiers: 4 of 10, complete.
+    async def ten(request: hostile.Request, out: hostile.Writer) -> None:
+        if "/dossiers" in request.path:
+            query = parse_qs(urlsplit(request.path).query)
+            page, size = int(query["page"][0]), int(query["pageSize"][0])
+            content = [{"dossierId": i} for i in range(page * size, min(10, (page + 1) * size))]
+            await out.reply(200, {"content": content, "page": page, "totalElements": 10})
+        else:
+            await hostile.default_handler(request, out)
+
+    async with hostile.serving(ten) as server:
+        async with server.client() as client:  # the account: 4242, from the token
+            async with client.dossiers.scan(raw=True, page_size=2, concurrency=1) as scan:
+                async for dossier in scan:
+                    if dossier["dossierId"] == 5:
+                        break
+                saved = scan.checkpoint()
+            assert saved.account == hostile.ACCOUNT_ID
+            assert saved.environment == environment_id(f"{server.url}/api/v1")
+            assert ea.Checkpoint.from_json(saved.to_json()) == saved
+            listed = server.count("/api/v1/account/")
+            other = attrs.evolve(saved, account=1111).to_json()
+            with pytest.raises(ea.InvalidInputError, match="account 1111") as info:
+                _ = [
+                    d async for d in client.dossiers.scan(raw=True, page_size=2, resume_from=other)
+                ]
+            assert info.value.field == "resume_from"
+            assert server.count("/api/v1/account/") == listed  # not one page asked
+            elsewhere = attrs.evolve(
+                saved, environment=environment_id("https://rs.e-attestations.com/api/v1")
+            )
+            with pytest.raises(ea.InvalidInputError, match="another service"):
+                client.dossiers.scan(raw=True, page_size=2, resume_from=elsewhere)
+            # Written before checkpoints named them: read, not checked.
+            old = {k: v for k, v in saved.to_json().items() if k not in ("account", "environment")}
+            resumed = client.dossiers.scan(raw=True, page_size=2, resume_from=old)
+            assert [d["dossierId"] async for d in resumed] == [6, 7, 8, 9]
+            assert resumed.report.complete
+        async with server.client(account_id=1111) as client:
+            with pytest.raises(ea.InvalidInputError, match="account 4242"):
+                client.dossiers.scan(raw=True, page_size=2, resume_from=saved)  # known: at once

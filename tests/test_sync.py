@@ -9,19 +9,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import attrs
 import orjson
 import pytest
 
 import eattest_async as ea
 from eattest_async._sync import DEFAULT_MARGIN, MAX_MARGIN, ChangeTracker, ChangeWindow
 from eattest_async.cli import _load_watermark
-from eattest_async.models.scans import MAX_EDGE, WATERMARK_BYTES
+from eattest_async.models.scans import MAX_EDGE, WATERMARK_BYTES, environment_id
 from eattest_async.simulator import Simulator
 
+from . import hostile
 from .conftest import client_for
 from .test_scan_servers import Answer, serve
 
 pytestmark = pytest.mark.anyio
+
+PROD_URL = "https://rs.e-attestations.com/api/v1"
 
 
 async def sync(
@@ -202,6 +206,8 @@ def test_a_watermark_always_fits_what_the_cli_reads_back(tmp_path: Path) -> None
         changed_at=dt.datetime(9999, 12, 31, 23, 59, 59, 999999),
         edge=tuple((2**62, f"9999-12-31T23:59:59.{i:06d}") for i in range(MAX_EDGE)),
         filters=(("q", "\x00" * 2700),),
+        account=2**62,
+        environment="f" * 16,
     )
     for written in (orjson.dumps(largest.to_json()), json.dumps(largest.to_json()).encode()):
         assert len(written) <= WATERMARK_BYTES
@@ -214,6 +220,8 @@ def test_a_watermark_always_fits_what_the_cli_reads_back(tmp_path: Path) -> None
         {"edge": ((True, "2026-01-01T00:00:00"),)},
         {"edge": ((1, "x" * 100),)},
         {"filters": (("q", "x" * 20_000),)},
+        {"account": 0},
+        {"environment": "https://rs.e-attestations.com/api/v1"},
     ):
         with pytest.raises(ea.InvalidInputError):
             ea.Watermark(changed_at=dt.datetime(2026, 1, 1), **bad)
@@ -321,3 +329,46 @@ async def test_dossiers_without_a_usable_stamp_come_again_and_are_said() -> None
             unstamped = [w for w in changes.report.warnings if "usable" in w]
             assert len(unstamped) == 1
             assert unstamped[0].startswith("3 dossiers")
+
+
+async def test_a_watermark_of_another_account_or_service_is_refused_before_any_listing() -> None:
+    # Account A's latest change, on B, asked B only for what changed after it: B's older
+    # changes were never delivered, the run complete, and its watermark kept them out.
+    listed = "/api/v1/account/"
+
+    one = {"dossierId": 7, "stateLastChangeDate": "2026-01-20T10:00:00"}
+
+    async def one_dossier(request: hostile.Request, out: hostile.Writer) -> None:
+        if "/dossiers" in request.path:
+            first = "page=0&" in request.path
+            content = [one] if first else []
+            await out.reply(200, {"content": content, "page": 0, "size": 100, "totalElements": 1})
+        else:
+            await hostile.default_handler(request, out)
+
+    async with hostile.serving(one_dossier) as server:
+        async with server.client() as client:  # the account: 4242, from the token
+            changes = client.dossiers.changes(raw=True, concurrency=1)
+            assert [d async for d in changes] == [one]
+            mark = changes.next_watermark
+            assert mark is not None
+            assert mark.account == hostile.ACCOUNT_ID
+            assert mark.environment == environment_id(f"{server.url}/api/v1")
+            assert saved(mark) == mark
+            asked = server.count(listed)
+            other = attrs.evolve(mark, account=1111)
+            with pytest.raises(ea.InvalidInputError, match="account 1111") as info:
+                _ = [d async for d in client.dossiers.changes(since=other.to_json(), raw=True)]
+            assert info.value.field == "since"
+            assert server.count(listed) == asked  # found from the token: nothing listed
+            elsewhere = attrs.evolve(mark, environment=environment_id(PROD_URL))
+            with pytest.raises(ea.InvalidInputError, match="another service"):
+                client.dossiers.changes(since=elsewhere, raw=True)
+            # Written before watermarks named them: read, not checked.
+            old = {k: v for k, v in mark.to_json().items() if k not in ("account", "environment")}
+            changes = client.dossiers.changes(since=old, raw=True, concurrency=1)
+            assert [d async for d in changes] == []  # delivered last run
+            assert changes.report.complete
+        async with server.client(account_id=1111) as client:
+            with pytest.raises(ea.InvalidInputError, match="account 4242"):
+                client.dossiers.changes(since=mark, raw=True)  # known: refused at once

@@ -8,9 +8,11 @@ says, however large, allocates memory in proportion).
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any, TypeGuard
+from urllib.parse import urlsplit
 
 import attrs
 
@@ -24,6 +26,7 @@ __all__ = [
     "bounded_edge",
     "check_watermark_filters",
     "edge_id",
+    "environment_id",
 ]
 
 CHECKPOINT_VERSION = 2
@@ -39,11 +42,54 @@ WATERMARK_BYTES = 1 << 20
 # id up to 2**62, a naive ISO stamp with microseconds (anything else is refused).
 _EDGE_PAIR_BYTES = len(f'[{_MAX_COUNT}, "9999-12-31T23:59:59.999999"], ')
 _FILTERS_BYTES = 16 * 1024  # a watermark's filters, names and values as JSON
-_HEAD_BYTES = 1024  # the keys, the version, changed_at (an offset included)
+# The keys, the version, changed_at (an offset included), and the account and environment.
+_HEAD_BYTES = 1024 + len(f'"account": {2**62}, "environment": "{"f" * 16}", ')
 MAX_EDGE = (WATERMARK_BYTES - _FILTERS_BYTES - _HEAD_BYTES) // _EDGE_PAIR_BYTES
 # Earlier versions kept edges of any length (up to this many read): only the latest are kept.
 _MAX_EDGE_READ = 1_000_000
 _STAMP_TEXT = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{6})?", re.ASCII)
+
+
+_ENVIRONMENT_TEXT = re.compile(r"[0-9a-f]{16}", re.ASCII)
+
+
+def environment_id(base_url: str) -> str:
+    """A short digest of the API's host and path: which service a checkpoint or watermark
+    was made on (TEST, PROD, EDGE...), without writing the URL into a state file (its
+    query could hold a secret: left out, as are the scheme and port, which a proxy or a
+    tunnel to the same service may change)."""
+    parts = urlsplit(base_url)
+    where = f"{(parts.hostname or '').lower()}{parts.path.rstrip('/')}"
+    return hashlib.sha256(where.encode()).hexdigest()[:16]
+
+
+def _identity(data: Mapping[str, Any], field: str) -> tuple[int | None, str | None]:
+    """The optional ``account`` and ``environment`` of a saved checkpoint or watermark
+    (absent from files written before they were kept: those cannot be checked)."""
+    account, environment = data.get("account"), data.get("environment")
+    if account is not None:
+        account = _int(account, field, low=1)
+    if environment is not None and not (
+        isinstance(environment, str) and _ENVIRONMENT_TEXT.fullmatch(environment)
+    ):
+        raise InvalidInputError(field, "environment: expected 16 hex digits")
+    return account, environment
+
+
+def _check_identity(
+    saved: tuple[int | None, str | None],
+    account: int | None,
+    environment: str | None,
+    field: str,
+    what: str,
+) -> None:
+    """Refuse a checkpoint or watermark made for another account or on another service:
+    its positions, or its latest change, say nothing of this one's (an unknown side, as in
+    a file written before they were kept, is not checked)."""
+    if saved[1] is not None and environment is not None and saved[1] != environment:
+        raise InvalidInputError(field, f"this {what} was made on another service (base URL)")
+    if saved[0] is not None and account is not None and saved[0] != account:
+        raise InvalidInputError(field, f"this {what} was made for account {saved[0]}")
 
 
 def edge_id(value: object) -> TypeGuard[int]:
@@ -93,7 +139,9 @@ class Checkpoint:
     """The items a scan delivered, as ranges of positions in the listing.
 
     Pass it (or its ``to_json()``) as ``resume_from=`` to fetch only the rest; positions,
-    not pages, so a resume survives a server that changes its page size.
+    not pages, so a resume survives a server that changes its page size. It names the
+    account and the service (a digest of the base URL) scanned: a resume on another is an
+    InvalidInputError; a checkpoint written before they were named cannot be checked.
     """
 
     operation: str
@@ -101,6 +149,14 @@ class Checkpoint:
     page_size: int
     total_elements: int | None
     done: tuple[tuple[int, int], ...]  # [start, stop) positions delivered, sorted, disjoint
+    account: int | None = None  # the account scanned (None: not known, or an older file)
+    environment: str | None = None  # environment_id() of the service scanned
+
+    def check_identity(self, *, account: int | None, environment: str | None) -> None:
+        """InvalidInputError("resume_from") if made for another account or service."""
+        _check_identity(
+            (self.account, self.environment), account, environment, "resume_from", "checkpoint"
+        )
 
     @property
     def items_done(self) -> int:
@@ -116,6 +172,8 @@ class Checkpoint:
             "page_size": self.page_size,
             "total_elements": self.total_elements,
             "done": [list(r) for r in self.done],
+            "account": self.account,
+            "environment": self.environment,
         }
 
     @classmethod
@@ -143,12 +201,15 @@ class Checkpoint:
         total = None if raw_total is None else _int(raw_total, "resume_from")
         if version == 1:
             done_field = _pages_to_ranges(done_field, page_size, total)
+        account, environment = _identity(data, "resume_from")
         return cls(
             operation=operation,
             filters=tuple(pairs),
             page_size=page_size,
             total_elements=total,
             done=_ranges(done_field, total),
+            account=account,
+            environment=environment,
         )
 
 
@@ -175,17 +236,22 @@ class Watermark:
 
     ``edge`` keeps (id, change stamp) of what was delivered within the overlap margin
     before ``changed_at``: the next run asks again from ``changed_at - margin`` (clocks of
-    the service's nodes differ; several changes share a second) and skips those.
+    the service's nodes differ; several changes share a second) and skips those. It names
+    the account and the service (a digest of the base URL) synced: used on another, an
+    InvalidInputError; a watermark written before they were named cannot be checked.
     """
 
     changed_at: dt.datetime
     edge: tuple[tuple[int, str], ...] = ()
     filters: tuple[tuple[str, str], ...] = ()
+    account: int | None = None  # the account synced (None: not known, or an older file)
+    environment: str | None = None  # environment_id() of the service synced
 
     def __attrs_post_init__(self) -> None:
         # What to_json() writes must fit WATERMARK_BYTES, whoever made the watermark.
         if not isinstance(self.changed_at, dt.datetime):
             raise InvalidInputError("since", "changed_at: expected a datetime")
+        _identity({"account": self.account, "environment": self.environment}, "since")
         if len(self.edge) > MAX_EDGE:
             raise InvalidInputError("since", f"edge: more than {MAX_EDGE} [id, stamp] pairs")
         for pair in self.edge:
@@ -208,7 +274,15 @@ class Watermark:
             "changed_at": self.changed_at.isoformat(),
             "edge": [list(e) for e in self.edge],
             "filters": [list(f) for f in self.filters],
+            "account": self.account,
+            "environment": self.environment,
         }
+
+    def check_identity(self, *, account: int | None, environment: str | None) -> None:
+        """InvalidInputError("since") if made for another account or service."""
+        _check_identity(
+            (self.account, self.environment), account, environment, "since", "watermark"
+        )
 
     @classmethod
     def from_json(cls, data: object) -> Watermark:
@@ -237,10 +311,13 @@ class Watermark:
             isinstance(f, list) and len(f) == 2 for f in filters_field
         ):
             raise InvalidInputError("since", "filters: expected [name, value] pairs")
+        account, environment = _identity(data, "since")
         return cls(
             changed_at=changed_at,
             edge=tuple(edge),
             filters=tuple((str(k), str(v)) for k, v in filters_field),
+            account=account,
+            environment=environment,
         )
 
 

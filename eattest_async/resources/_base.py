@@ -16,7 +16,7 @@ from .._pagination import Scan, ScanProgress
 from .._protocol import ApiRequest, DecodeTurn, Envelope
 from .._validation import check_bool, check_page, check_page_size, check_seconds
 from ..models.common import NO_MESSAGES, Items, Messages, Page
-from ..models.scans import Checkpoint
+from ..models.scans import Checkpoint, environment_id
 
 if TYPE_CHECKING:
     from .._core import Core
@@ -220,6 +220,9 @@ class Resource:
             resume_from=resume_from,
             on_progress=on_progress,
             prefetch=prefetch,
+            environment=environment_id(core.environment.base_url),
+            known_account=lambda: core.known_account_id,
+            discover_account=core.account_id,
         )
 
     async def _action(self, request: ApiRequest) -> Messages:

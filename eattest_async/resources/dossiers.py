@@ -30,7 +30,7 @@ from .._validation import (
     check_vat,
 )
 from ..models import Dossier, DossierProcess, DossierUpdate, Messages, NewDossier, Page
-from ..models.scans import Checkpoint, Watermark
+from ..models.scans import Checkpoint, Watermark, environment_id
 from ._base import Resource, get, post, with_messages
 
 if TYPE_CHECKING:
@@ -295,7 +295,13 @@ class DossiersResource(Resource):
         """
         if "state_last_change_date" in filters:
             raise InvalidInputError("state_last_change_date", "changes() sets it from since=")
-        window = ChangeWindow.of(since, margin=margin, filters=query_of(DOSSIER_FILTERS, filters))
+        window = ChangeWindow.of(
+            since,
+            margin=margin,
+            filters=query_of(DOSSIER_FILTERS, filters),
+            account=self._core.known_account_id,
+            environment=environment_id(self._core.environment.base_url),
+        )
         scan = self.scan(
             page_size=page_size,
             concurrency=concurrency,

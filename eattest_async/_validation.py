@@ -190,15 +190,25 @@ def check_id(value: object, field: str) -> int:
     return value
 
 
+_MAX_PROCESS_ID = 200  # characters: ids are short; a URL line is not the place for more
+
+
 def check_process_id(value: object, field: str = "process_id") -> str:
-    """A process id: the path declares an int64, the answers a string; digits either way.
-    Anything else ("..", "1/2") could only ask for another path than the process's."""
-    text = value.strip() if isinstance(value, str) else value
-    if isinstance(text, str) and text.isascii() and text.isdigit() and len(text) <= 19:
-        text = int(text)
-    if not _int64(text):
+    """A process id as ``dossiers.create()`` returned it: the path declares an int64 but
+    the answer a string, so any short printable text is kept as it is (outer spaces
+    aside), but for what could only name another path: "/", ".", "..", "%" escapes."""
+    if _int64(value):
+        return str(value)
+    text = value.strip() if isinstance(value, str) else ""
+    if (
+        not text
+        or len(text) > _MAX_PROCESS_ID
+        or text in (".", "..")
+        or any(c in text for c in "/\\%")
+        or not text.isprintable()
+    ):
         raise InvalidInputError(field, "expected the processId returned by dossiers.create()")
-    return str(text)
+    return text
 
 
 def check_page(value: object, field: str = "page") -> int:

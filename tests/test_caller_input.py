@@ -186,8 +186,11 @@ async def test_every_id_is_checked_before_any_request(bad: Any) -> None:
             assert server.requests == [], name  # not even the token
 
 
-@pytest.mark.parametrize("good", ["12", " 12 ", 12, str(2**63 - 1)])
-async def test_a_process_id_is_the_int64_the_path_declares(good: object) -> None:
+@pytest.mark.parametrize(
+    "good", ["12", " 12 ", 12, str(2**63 - 1), "0123", "0b1c2d3e-aaaa-4bbb-8ccc-123456789abc"]
+)
+async def test_a_process_id_is_sent_as_create_returned_it(good: object) -> None:
+    # The path declares an int64, the answer a string: whatever create() gave is kept.
     async with serving() as server, server.client(account_id=4242) as client:
         with contextlib.suppress(ea.EattestError):  # what the answer holds is not the point
             await client.processes.get(good)  # type: ignore[arg-type]

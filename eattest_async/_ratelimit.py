@@ -280,15 +280,14 @@ class LocalGateStore:
             return None
         usable = max(now, self._deadline)
         self._freed = {n: entry for n, entry in self._freed.items() if entry[0] >= usable}
-        found: int | None = None
-        for n, (slot, _) in self._freed.items():
-            if (
-                not_before <= slot < before
-                and window_hold(self._report, number=number, at=slot) == 0.0
-                and (found is None or slot < self._freed[found][0])
-            ):
-                found = n
-        return found
+        # The earliest from not_before on, or none: the rule of the Lua script, one lookup.
+        candidates = [(slot, n) for n, (slot, _) in self._freed.items() if slot >= not_before]
+        if not candidates:
+            return None
+        slot, found = min(candidates)
+        if slot < before and window_hold(self._report, number=number, at=slot) == 0.0:
+            return found
+        return None
 
     async def give_back(self, slot: float, tat: float, number: int) -> None:
         self._give_back(slot, tat, number)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
+import random
 import time
 import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator
@@ -30,7 +31,7 @@ from eattest_async._coordination import (
     coordination_key,
     coordinator_from_env,
 )
-from eattest_async._ratelimit import GateStore, RateGate
+from eattest_async._ratelimit import GateStore, LocalGateStore, RateGate
 
 from .redis_server import RedisServer, redis_server
 from .test_ratelimit import budget_scenario, deadline_in
@@ -611,3 +612,65 @@ async def test_waiters_cancelled_in_one_process_delay_no_other(make: Make) -> No
     assert now == NOW + 1
     await first.acquire()  # its own view of the schedule rolled back too
     assert now == NOW + 2
+
+
+async def _agree_on(seed: int, local: GateStore, remote: GateStore) -> str | None:
+    """One random sequence of reservations, give-backs and reports on both stores (the
+    Redis one shifted by ``NOW``); the first step where they answer differently."""
+    rnd = random.Random(seed)
+    t = 0.0
+    held: list[tuple[float, float, int]] = []
+    for step in range(60):
+        t += rnd.choice([0, 0, 0, 0.25, 0.5, 1.0, 2.0])
+        op = rnd.random()
+        if op < 0.35 and held:
+            slot, tat, number = held.pop(rnd.randrange(len(held)))
+            await local.give_back(slot, tat, number)
+            await remote.give_back(slot + NOW, tat + NOW, number)
+        elif op > 0.9:
+            number = max(1, (held[-1][2] if held else 1) - rnd.randrange(3))
+            remaining, end = rnd.randrange(0, 3), t + rnd.choice([1.0, 3.0, 6.0])
+            for store, shift in ((local, 0.0), (remote, NOW)):
+                await store.report(
+                    number=number, remaining=remaining, limit=10, sent=t + shift, end=end + shift
+                )
+        else:
+            not_before = t + rnd.choice([0, 0, 0, 1.5, 3.0])
+            latest = rnd.choice([None, None, t + 2.0, t + 5.0])
+            back = held.pop(rnd.randrange(len(held))) if held and rnd.random() < 0.2 else None
+            a = await local.reserve(
+                now=t, interval=1.0, not_before=not_before, latest=latest, give_back=back
+            )
+            b = await remote.reserve(
+                now=t + NOW,
+                interval=1.0,
+                not_before=not_before + NOW,
+                latest=None if latest is None else latest + NOW,
+                give_back=None if back is None else (back[0] + NOW, back[1] + NOW, back[2]),
+            )
+            ours, theirs = (
+                (round(a.slot, 4), a.number, a.kept),
+                (
+                    round(b.slot - NOW, 4),
+                    b.number,
+                    b.kept,
+                ),
+            )
+            if ours != theirs:
+                return f"seed {seed}, step {step}: Python {ours}, Lua {theirs}"
+            if a.kept:
+                held.append((a.slot, a.slot + 1.0, a.number))
+    return None
+
+
+async def test_the_python_store_and_the_lua_script_agree_on_random_sequences(make: Make) -> None:
+    # Reservations, give-backs (slots set aside and taken again) and budget reports in any
+    # order: the in-process rule and the script are one rule, step by step.
+    coordinator = make()
+    disagreements = []
+    for seed in range(200):
+        remote = coordinator.gate_store(f"eattest:agree:{seed}")
+        found = await _agree_on(seed, LocalGateStore(), remote)
+        if found:
+            disagreements.append(found)
+    assert disagreements == []

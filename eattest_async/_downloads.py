@@ -91,7 +91,11 @@ class Inflater:
 
     @property
     def complete(self) -> bool:
-        return self.identity or (self._members > 0 and self._decoder is None and not self._head)
+        # One byte left after a whole gzip member is trailing, as two or more would be.
+        trailing = self._gzip and self._members > 0
+        return self.identity or (
+            self._members > 0 and self._decoder is None and (not self._head or trailing)
+        )
 
     def _start(self, data: bytes) -> zlib._Decompress | None:
         """The decoder of the member ``data`` begins, None for trailing bytes."""

@@ -49,8 +49,9 @@ def test_a_stream_cut_anywhere_is_not_complete(encoding: str) -> None:
         assert not inflater.complete, cut
 
 
-def test_gzip_members_follow_each_other_and_trailing_bytes_are_ignored() -> None:
-    body = gzip.compress(b"first ") + gzip.compress(b"second") + b"\x00" * 8
+@pytest.mark.parametrize("trailing", [b"", b"\n", b"\x00" * 8], ids=["none", "one", "eight"])
+def test_gzip_members_follow_each_other_and_trailing_bytes_are_ignored(trailing: bytes) -> None:
+    body = gzip.compress(b"first ") + gzip.compress(b"second") + trailing
     inflater = Inflater("gzip")
     assert decode(inflater, body, 3) == b"first second"
     assert inflater.complete

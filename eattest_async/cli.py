@@ -18,6 +18,7 @@ import os
 import re
 import sys
 import time
+import warnings
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TextIO, TypeVar
@@ -1653,7 +1654,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(_PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=(level or "WARNING").upper(), handlers=[handler])
-    logging.captureWarnings(True)  # the library's warnings (Redis away) take the same path
+    logging.captureWarnings(True)  # the library's warnings take the same path...
+    # ...but for Redis's, which its log line above says already (once is enough).
+    from ._coordination import CoordinationWarning
+
+    warnings.filterwarnings("ignore", category=CoordinationWarning)
     try:
         code = cli.main(
             args=list(argv) if argv is not None else None,

@@ -40,6 +40,16 @@ EVIL = (
 OBEYED = ("\x1b", "\x07", "\x9b", "\u202e")  # what a terminal acts on instead of showing
 
 
+async def _communicate(process: asyncio.subprocess.Process) -> tuple[bytes, bytes]:
+    """The process's output; one that hangs is killed, not left behind."""
+    try:
+        return await asyncio.wait_for(process.communicate(), 60)
+    except asyncio.TimeoutError:  # TimeoutError itself from 3.11 on
+        process.kill()
+        await process.wait()
+        raise
+
+
 async def eattest(server: Server, *args: str, **environ: str) -> Result:
     """``eattest ARGS`` against ``server``, as a user runs it (environment, exit code);
     ``environ``: variables to set besides (or instead of) those naming ``server``."""
@@ -515,7 +525,7 @@ async def test_the_library_log_shows_server_text_and_obeys_none() -> None:
             stdin=asyncio.subprocess.DEVNULL,
             env=env,
         )
-        _, err = await asyncio.wait_for(process.communicate(), 60)
+        _, err = await _communicate(process)
     shown = err.decode()
     assert process.returncode == 0, shown
     assert answered  # the 503 was met, and logged
@@ -577,13 +587,14 @@ async def test_a_library_warning_is_shown_without_obeying_it_even_without_eattes
                 stdin=asyncio.subprocess.DEVNULL,
                 env=env,
             )
-            _, err = await asyncio.wait_for(process.communicate(), 60)
+            _, err = await _communicate(process)
     finally:
         redis.close()
         await redis.wait_closed()
     shown = err.decode()
     assert process.returncode == 0, shown
     assert "\\x1b]52;c;" in shown  # the warning is there, shown
+    assert shown.count("is unavailable") == 1, shown  # once: the log line, not the warning too
     assert not any(c in shown for c in OBEYED), repr(shown)
 
 

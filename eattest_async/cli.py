@@ -653,7 +653,10 @@ def _client(
     with the account's other processes (README, "Running several workers"); unset: this
     process alone. One place, so that no command forgets it (sync once did)."""
     from ._client import Client
-    from ._coordination import coordinator_from_env
+    from ._coordination import CoordinationWarning, coordinator_from_env
+
+    # Redis's warnings repeat its log lines, which the CLI shows already: once is enough.
+    warnings.filterwarnings("ignore", category=CoordinationWarning)
 
     return Client(
         environment,
@@ -1654,11 +1657,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(_PrintableFormatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(level=(level or "WARNING").upper(), handlers=[handler])
-    logging.captureWarnings(True)  # the library's warnings take the same path...
-    # ...but for Redis's, which its log line above says already (once is enough).
-    from ._coordination import CoordinationWarning
-
-    warnings.filterwarnings("ignore", category=CoordinationWarning)
+    logging.captureWarnings(True)  # the library's warnings (Redis's: see _client) too
     try:
         code = cli.main(
             args=list(argv) if argv is not None else None,

@@ -503,7 +503,7 @@ _MAX_MARGIN_SECONDS = 366 * 86_400  # the library's MAX_MARGIN (_sync: not impor
     help="requests per second the simulator allows",
 )
 @click.option("--out", default="dossiers.jsonl", show_default=True, type=click.Path(dir_okay=False))
-@click.option("--overwrite", is_flag=True, help="replace OUT if it exists (default: refuse)")
+@click.option("--overwrite", is_flag=True, help="replace OUT if it exists (default: 'OUT (1)')")
 def demo(
     dossiers: int,
     concurrency: int,
@@ -513,10 +513,28 @@ def demo(
     out: str,
     overwrite: bool,
 ) -> None:
-    """Scan every dossier of the embedded simulator, concurrently, within its rate limit."""
-    kept = "--overwrite replaces it, or name another --out"
-    _Writer.check(out, kept=None if overwrite else kept)
+    """Scan every dossier of the embedded simulator, concurrently, within its rate limit.
+
+    A file already at OUT is kept: the demo writes 'OUT (1)', 'OUT (2)'... (--overwrite
+    replaces it), so that it runs again and again, and never over a user's file."""
+    if not overwrite:
+        out = _free_name(out)
+    _Writer.check(out)
     _run(lambda: _demo(dossiers, concurrency, page_size, latency, rate_limit, out))
+
+
+def _free_name(target: str) -> str:
+    """``target``, or the first of ``target (1)``, ``(2)``... with nothing in it yet."""
+    if target == "-":
+        return target
+    from ._downloads import numbered
+
+    path = Path(target)
+    for number in range(1000):
+        candidate = path.with_name(numbered(path.name, number))
+        if not candidate.exists() or (candidate.is_file() and candidate.stat().st_size == 0):
+            return str(candidate)
+    _fail(f"{target}: 1000 files of that name already; name another --out", EXIT_USAGE)
 
 
 async def _demo(

@@ -622,6 +622,7 @@ async def test_a_scan_never_replaces_a_file_unless_told(tmp_path: Path) -> None:
 def test_the_demo_never_replaces_a_file_unless_told(tmp_path: Path) -> None:
     out = tmp_path / "dossiers.jsonl"
     out.write_text("keep me\n", encoding="utf-8")
-    refused = CliRunner().invoke(cli, ["demo", "--dossiers", "10", "--out", str(out)])
-    assert refused.exit_code == 2, refused.output
+    again = CliRunner().invoke(cli, ["demo", "--dossiers", "10", "--out", str(out)])
+    assert again.exit_code == 0, again.output
     assert out.read_text(encoding="utf-8") == "keep me\n"
+    assert len((tmp_path / "dossiers (1).jsonl").read_bytes().splitlines()) == 10

@@ -32,7 +32,12 @@ async def eattest(
         env={**os.environ, "COLUMNS": "120", **(env or {})},
         cwd=cwd,
     )
-    out, err = await asyncio.wait_for(process.communicate(), 120)
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), 120)
+    except asyncio.TimeoutError:  # TimeoutError itself from 3.11 on
+        process.kill()  # not left behind
+        await process.wait()
+        raise
     return process.returncode or 0, out.decode(), err.decode()
 
 

@@ -13,7 +13,6 @@ import csv
 import datetime as dt
 import io
 import logging
-import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -30,6 +29,7 @@ from eattest_async.cli import _bounded, _printable, cli
 from eattest_async.models.scans import MAX_EDGE, WATERMARK_BYTES, Watermark
 
 from .hostile import PASSWORD, USERNAME, Request, Server, Writer, default_handler
+from .test_cli import eattest as run_eattest
 
 pytestmark = pytest.mark.anyio
 
@@ -38,16 +38,6 @@ EVIL = (
     "\x1b]8;;http://evil.example\x07click\x1b]8;;\x07 \x9b31m \u202etxt.exe"
 )
 OBEYED = ("\x1b", "\x07", "\x9b", "\u202e")  # what a terminal acts on instead of showing
-
-
-async def _communicate(process: asyncio.subprocess.Process) -> tuple[bytes, bytes]:
-    """The process's output; one that hangs is killed, not left behind."""
-    try:
-        return await asyncio.wait_for(process.communicate(), 60)
-    except asyncio.TimeoutError:  # TimeoutError itself from 3.11 on
-        process.kill()
-        await process.wait()
-        raise
 
 
 async def eattest(server: Server, *args: str, **environ: str) -> Result:
@@ -506,28 +496,18 @@ async def test_the_library_log_shows_server_text_and_obeys_none() -> None:
             await default_handler(request, out)
 
     async with Server(handler) as server:
-        env = {
-            **os.environ,
-            "EATTEST_BASE_URL": f"{server.url}/api/v1",
-            "EATTEST_TOKEN_URL": f"{server.url}/token",
-            "EATTEST_USERNAME": USERNAME,
-            "EATTEST_PASSWORD": PASSWORD,
-            "EATTEST_REDIS_URL": "",
-            "EATTEST_LOG": "info",
-        }
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            "from eattest_async.cli import main; main()",
+        code, _, shown = await run_eattest(
             "whoami",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            stdin=asyncio.subprocess.DEVNULL,
-            env=env,
+            env={
+                "EATTEST_BASE_URL": f"{server.url}/api/v1",
+                "EATTEST_TOKEN_URL": f"{server.url}/token",
+                "EATTEST_USERNAME": USERNAME,
+                "EATTEST_PASSWORD": PASSWORD,
+                "EATTEST_REDIS_URL": "",
+                "EATTEST_LOG": "info",
+            },
         )
-        _, err = await _communicate(process)
-    shown = err.decode()
-    assert process.returncode == 0, shown
+    assert code == 0, shown
     assert answered  # the 503 was met, and logged
     assert "retrying after" in shown
     assert "\\x1b]52;c;" in shown
@@ -568,31 +548,21 @@ async def test_a_library_warning_is_shown_without_obeying_it_even_without_eattes
     port = redis.sockets[0].getsockname()[1]
     try:
         async with Server() as server:
-            env = {
-                **os.environ,
-                "EATTEST_BASE_URL": f"{server.url}/api/v1",
-                "EATTEST_TOKEN_URL": f"{server.url}/token",
-                "EATTEST_USERNAME": USERNAME,
-                "EATTEST_PASSWORD": PASSWORD,
-                "EATTEST_REDIS_URL": f"redis://127.0.0.1:{port}/0",
-            }
-            env.pop("EATTEST_LOG", None)
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-c",
-                "from eattest_async.cli import main; main()",
+            code, _, shown = await run_eattest(
                 "whoami",
-                stdout=asyncio.subprocess.PIPE,
-                stderr=asyncio.subprocess.PIPE,
-                stdin=asyncio.subprocess.DEVNULL,
-                env=env,
+                env={
+                    "EATTEST_BASE_URL": f"{server.url}/api/v1",
+                    "EATTEST_TOKEN_URL": f"{server.url}/token",
+                    "EATTEST_USERNAME": USERNAME,
+                    "EATTEST_PASSWORD": PASSWORD,
+                    "EATTEST_REDIS_URL": f"redis://127.0.0.1:{port}/0",
+                    "EATTEST_LOG": "",  # not set: warnings only
+                },
             )
-            _, err = await _communicate(process)
     finally:
         redis.close()
         await redis.wait_closed()
-    shown = err.decode()
-    assert process.returncode == 0, shown
+    assert code == 0, shown
     assert "\\x1b]52;c;" in shown  # the warning is there, shown
     assert shown.count("is unavailable") == 1, shown  # once: the log line, not the warning too
     assert not any(c in shown for c in OBEYED), repr(shown)

@@ -8,8 +8,6 @@ manager); the tests with real processes are in ``test_redis_multiprocess.py``.
 from __future__ import annotations
 
 import asyncio
-import os
-import sys
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack
@@ -174,7 +172,6 @@ async def test_cli_processes_share_the_token_through_the_environment_variable(
     sim: Simulator, redis_server: RedisServer
 ) -> None:
     env = {
-        **os.environ,
         "EATTEST_BASE_URL": sim.base_url,
         "EATTEST_TOKEN_URL": sim.token_url,
         "EATTEST_USERNAME": sim.username,
@@ -183,19 +180,9 @@ async def test_cli_processes_share_the_token_through_the_environment_variable(
     }
 
     async def whoami() -> None:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            "from eattest_async.cli import main; main()",
-            "whoami",
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-            stdin=asyncio.subprocess.DEVNULL,
-            env=env,
-        )
-        out, err = await asyncio.wait_for(process.communicate(), 120)
-        assert process.returncode == 0, err.decode()
-        assert f"account {sim.account_id}" in out.decode()
+        code, out, err = await eattest("whoami", env=env)
+        assert code == 0, err
+        assert f"account {sim.account_id}" in out
 
     await asyncio.gather(whoami(), whoami())  # two processes at once: one signs in
     assert sim.stats.token_grants == {"password": 1}  # the other one waited, then adopted it
@@ -228,26 +215,14 @@ async def test_every_cli_command_adopts_the_token_another_process_holds(
 
 async def test_a_redis_url_redis_py_cannot_read_is_a_usage_error_in_the_cli(sim: Simulator) -> None:
     env = {
-        **os.environ,
         "EATTEST_BASE_URL": sim.base_url,
         "EATTEST_TOKEN_URL": sim.token_url,
         "EATTEST_USERNAME": sim.username,
         "EATTEST_PASSWORD": sim.password,
         "EATTEST_REDIS_URL": "redis://:s3cret-pw@127.0.0.1:99999/0",  # no such port
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        "from eattest_async.cli import main; main()",
-        "whoami",
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        stdin=asyncio.subprocess.DEVNULL,
-        env=env,
-    )
-    _, err = await asyncio.wait_for(process.communicate(), 120)
-    shown = err.decode()
-    assert process.returncode == 2, shown  # as for any other bad setting: not an API failure
+    code, _, shown = await eattest("whoami", env=env)
+    assert code == 2, shown  # as for any other bad setting: not an API failure
     assert shown.startswith("error: url: ")
     assert len(shown.splitlines()) == 1
     assert "s3cret" not in shown

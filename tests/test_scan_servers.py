@@ -115,17 +115,22 @@ async def test_a_page_whose_content_is_not_a_list_is_retried_then_a_scan_error(
         assert not scan.report.complete
 
 
+async def _stopped_after_150(client: ea.Client) -> tuple[list[int], dict[str, Any]]:
+    """A first run of pages of 100, stopped after 150 items: its ids and its checkpoint."""
+    first: list[int] = []
+    async with client.dossiers.scan(raw=True, page_size=100, concurrency=1) as scan:
+        async for dossier in scan:
+            first.append(dossier["dossierId"])
+            if len(first) == 150:
+                break
+        return first, scan.checkpoint().to_json()
+
+
 async def test_a_resume_under_a_capped_page_size_delivers_each_item_once() -> None:
     # Asked 100, the server sends 50: the first run stops after 150 items, half-way
     # through a page of 100; the resumed scan's first pages of 100 hold positions 50-149.
     async for _server, client in serve(listing(400, cap=50)):
-        first: list[int] = []
-        async with client.dossiers.scan(raw=True, page_size=100, concurrency=1) as scan:
-            async for dossier in scan:
-                first.append(dossier["dossierId"])
-                if len(first) == 150:
-                    break
-            saved = scan.checkpoint().to_json()
+        first, saved = await _stopped_after_150(client)
         assert saved["done"] == [[0, 150]]
         resumed = client.dossiers.scan(raw=True, page_size=100, resume_from=saved)
         rest = [d["dossierId"] async for d in resumed]
@@ -304,13 +309,7 @@ async def test_a_resume_without_a_total_or_a_size_under_a_cap_loses_nothing(
         return content, fields
 
     async for _server, client in serve(untold):
-        first: list[int] = []
-        async with client.dossiers.scan(raw=True, page_size=100, concurrency=1) as scan:
-            async for dossier in scan:
-                first.append(dossier["dossierId"])
-                if len(first) == 150:
-                    break
-            saved = scan.checkpoint().to_json()
+        first, saved = await _stopped_after_150(client)
         assert saved["done"] == [[0, 150]]
         resumed = client.dossiers.scan(
             raw=True, page_size=100, concurrency=concurrency, resume_from=saved

@@ -9,11 +9,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
+import pytest
 import yarl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from eattest_async import Dossier, EattestError
+from eattest_async import Dossier, EattestError, InvalidInputError
 from eattest_async._converter import structure
 from eattest_async._protocol import (
     MAX_WAIT,
@@ -118,6 +119,11 @@ def test_any_json_answer_deciphers_to_an_envelope_or_one_of_our_errors(
 @fast
 @given(st.text(min_size=1), st.text(min_size=1), st.text())
 def test_path_parameters_are_encoded_never_injected(account: str, dossier: str, value: str) -> None:
+    if {account, dossier} & {".", ".."}:
+        # A URL would drop or climb such a segment (another path): refused, never built.
+        with pytest.raises(InvalidInputError):
+            path("/account/{a}/dossiers/{d}/documents", a=account, d=dossier)
+        return
     built = path("/account/{a}/dossiers/{d}/documents", a=account, d=dossier)
     segments = built.split("/")
     assert segments[0] == ""

@@ -347,14 +347,17 @@ PROBE_EVERY = 10  # windows at the top fraction without a 429, then probe 1 % hi
 BACKOFF = 0.7  # a 429 that says nothing of when: multiply the pace (AWS adaptive's beta)
 FIRST_ANSWER_WAIT = 1.0  # seconds the others wait for the first answer, at most
 # While nothing is known of the limit (no RateLimit headers, no 429 yet, no max_rate), the
-# requests in flight start at RAMP_START and grow by RAMP_GROWTH every RAMP_STEP seconds:
-# when an unannounced limit is met, about as many requests as are in flight meet a 429 with
-# it (at 16 in flight: 16 429s, the pattern a ban is made of); a server without a limit
-# gets 16 in flight after 1.2 s, once per client.
-RAMP_START = 2
-SENT_LOG_MAX = 10_000  # sends remembered: a learned limit above it per window is paced only
+# requests in flight are RAMP_START for the first RAMP_HOLD seconds, then grow by
+# RAMP_GROWTH every RAMP_STEP seconds: when an unannounced limit is met, as many requests
+# as are in flight meet a 429 with it (at 16 in flight: 16 429s, the pattern a ban is made
+# of). Three for a whole second meets a limit of up to 3 per round trip within its first
+# window of a second (sooner met, less of that window lost to the Retry-After that follows)
+# for 3 429s; a server without a limit gets 16 in flight after 1.9 s, once per client.
+RAMP_START = 3
+RAMP_HOLD = 1.0
 RAMP_STEP = 0.3
 RAMP_GROWTH = 1.75
+SENT_LOG_MAX = 10_000  # sends remembered: a learned limit above it per window is paced only
 REPLAY_WINDOWS = (1, 2, 3, 4, 5, 6, 10, 15, 20, 30, 60)  # seconds: lengths a 429 is tried on
 LATE_WAKE = 0.005  # seconds past its slot: the loop was busy when this request woke
 MIN_WINDOW = 0.05  # seconds: bound of any window length inferred from timings
@@ -429,6 +432,8 @@ class RateGate:
         self._watch_from = 0.0  # gate clock: the next watch starts at a request sent after
         self._watch_ok = 0  # answered, not 429, since the watch started
         self._window_low = 0.0  # lower bound of the window length, from 429s
+        # Sequence numbers [first, last) counted as served by the count last learned.
+        self._counted: tuple[int, int] | None = None
         # Statistics.
         self._responses_429 = 0
         self._first = 0.0
@@ -589,13 +594,14 @@ class RateGate:
                     # Its turn came: only the log of sends may still hold it, briefly, in
                     # its place in the queue (re-reserving would cost the slot).
                     hold = self._log_hold()
-                    if hold <= now:
-                        break
-                    if deadline is not None and hold > deadline:
-                        raise self._too_late(hold - now)
-                    await self._sleep(min(hold - now, MAX_WAIT))
-                    now = self._clock()
-                    if now >= self._deadline and self._log_hold() <= now:
+                    while now < hold and now >= self._deadline:
+                        if deadline is not None and hold > deadline:
+                            raise self._too_late(hold - now)
+                        await self._sleep(min(hold - now, MAX_WAIT))
+                        now = self._clock()
+                        # Those the log held wake together: they leave an interval apart.
+                        hold = max(self._log_hold(), self._sent_log[-1][1] + self._interval(now))
+                    if now >= hold and now >= self._deadline:
                         break
             held = None  # used: the request leaves
         finally:
@@ -625,9 +631,10 @@ class RateGate:
         """Requests allowed in flight while nothing is known of the limit (see RAMP_START)."""
         if self._limit is not None or self._max_rate is not None or self._report_seq is not None:
             return math.inf
-        if self._seq == 0:
+        elapsed = now - self._first if self._seq else 0.0
+        if elapsed < RAMP_HOLD:
             return RAMP_START
-        steps = int((now - self._first) // RAMP_STEP)
+        steps = 1 + int((elapsed - RAMP_HOLD) // RAMP_STEP)
         return math.floor(RAMP_START * RAMP_GROWTH ** min(steps, 64))
 
     async def _ramp(self, deadline: float | None) -> None:
@@ -818,37 +825,58 @@ class RateGate:
         self._watch_from = max(self._watch_from, now + max(retry_after or 0.0, 0.0))
         watch = self._watch
         if watch is None or seq < watch[0]:
-            return  # this window was learned from already, or began before what we watched
+            # This window was learned from already, or began before what we watched. A
+            # request counted as served in what was learned, refused after all (it left
+            # before the refused one but arrived after it): one request less.
+            counted = self._counted
+            known = self._limit
+            if (
+                counted is not None
+                and counted[0] <= seq < counted[1]
+                and known is not None
+                and known.source == "learned"
+            ):
+                self._set_limit(max(1.0, known.requests - 1), known.window, "learned")
+            return
         self._watch = None
+        self._counted = None
         first_seq, first_sent, first_answered = watch
         known = self._limit
         replayed = None
         if retry_after is not None and retry_after > 0:
             replayed = self._replay_windows(first_seq, seq, sent, now, retry_after)
-        if replayed is not None and not (
-            known is not None
-            and known.source == "learned"
-            and known.window == replayed[1]
-            and replayed[0] >= known.requests - 1
-        ):
-            self._set_limit(*replayed, "learned")
-            return
         if (
             known is not None
             and known.source == "learned"
-            and sent - first_sent > 2 * known.window
             and (retry_after or 0.0) <= known.window + 1.0
+            and (
+                (
+                    replayed is not None
+                    and known.window == replayed[1]
+                    and replayed[0] >= known.requests - 1
+                )
+                or (replayed is None and sent - first_sent > 2 * known.window)
+            )
         ):
-            # Windows of the learned length went by at this pace before this 429: the length
-            # stands (re-learning it from the watch would take many windows for one); the
-            # count was a little high, or arrivals bunched. One request less per window.
+            # At the learned pace, in windows of the learned length: the length stands
+            # (re-learning it from the watch would take many windows for one); the count
+            # was a little high, or arrivals bunched. One request less per window.
             self._set_limit(
                 max(1.0, min(known.requests - 1, known.requests * 0.98)), known.window, "learned"
             )
             return
+        if replayed is not None:
+            count, window, opener = replayed
+            self._set_limit(count, window, "learned")
+            # Sends before this one in its window were counted as served: any of them
+            # refused after all lowers the count (see above).
+            self._counted = (opener, seq)
+            return
         # Requests arrive in the order they leave: those sent before this one in the window
-        # were counted (some of their answers may still be on the way).
+        # were counted (some of their answers may still be on the way; a refusal among
+        # them lowers the count).
         answered = max(self._watch_ok, seq - first_seq)
+        self._counted = (first_seq, seq) if answered > self._watch_ok else None
         if answered < 1:
             self._slow_down()
             if self._limit is None:
@@ -874,8 +902,9 @@ class RateGate:
 
     def _replay_windows(
         self, first_seq: int, seq: int, sent: float, now: float, retry_after: float
-    ) -> tuple[float, float] | None:
-        """(requests, window) of the shortest whole-second window that explains this 429.
+    ) -> tuple[float, float, int] | None:
+        """(requests, window, the sequence number of the window's first request) of the
+        shortest whole-second window that explains this 429.
 
         The watch began with a fresh server window, but windows may have rolled over unseen
         since (a slow start meets the limit seconds later). For each candidate length, the
@@ -887,21 +916,28 @@ class RateGate:
         log = self._sent_log
         if not log or log[0][0] > first_seq:
             return None  # the log no longer holds the watch's beginning
-        sends = [at for number, at in log if first_seq <= number < seq]
-        first_sent = sends[0] if sends else sent
+        sends = [(number, at) for number, at in log if first_seq <= number < seq]
+        first_sent = sends[0][1] if sends else sent
+        # The server opens its windows on arrivals, we replay them on sends: a request's
+        # way there (at most its round trip) blurs every boundary by that much.
+        slack = max(MIN_WINDOW, now - sent)
         for window in REPLAY_WINDOWS:
-            if window > now + retry_after - first_sent + MIN_WINDOW:
+            if window > now + retry_after - first_sent + slack:
                 break
-            start, count = first_sent, 0
-            for at in sends:
+            # ``passed``: the most an earlier replayed window held (answered without a 429).
+            # Near a boundary the refused request can fall early in our replay of a window
+            # the server had already filled: the limit is never below what passed.
+            start, opener, count, passed = first_sent, first_seq, 0, 0
+            for number, at in sends:
                 if at >= start + window:
-                    start, count = at, 0
+                    start, opener, count, passed = at, number, 0, max(passed, count)
                 count += 1
-            if sent >= start + window:
+            if sent >= start + window + slack:
                 continue  # the refused request would have opened a window of its own
             end = start + window
-            if sent + retry_after - 1.0 - MIN_WINDOW < end <= now + retry_after + MIN_WINDOW:
-                return (float(count), float(window)) if count >= 1 else None
+            if sent + retry_after - 1.0 - slack < end <= now + retry_after + slack:
+                count = max(count, passed)
+                return (float(count), float(window), opener) if count >= 1 else None
         return None
 
     def _slow_down(self) -> None:

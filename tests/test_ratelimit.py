@@ -11,6 +11,7 @@ import asyncio
 import heapq
 import itertools
 import math
+import random
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -96,8 +97,10 @@ class WindowServer:
         self.served: list[float] = []  # arrival times of the requests served
 
     def handle(
-        self, arrival: float, sent: float, latency: float
+        self, arrival: float, sent: float, back: float
     ) -> tuple[int, float | None, RateLimitInfo | None]:
+        """The answer to a request sent at ``sent`` that arrived at ``arrival``; it reaches
+        the client ``back`` seconds later (when a 429's deadline becomes known)."""
         if any(known < sent and arrival < until for known, until in self.deadlines):
             self.early += 1  # sent after a 429's deadline was known, before it
         if self.started is None or arrival >= self.started + self.window:
@@ -106,7 +109,7 @@ class WindowServer:
         reset = float(max(0, math.ceil(end - arrival)))
         if self.count >= self.limit:
             wait = max(1, math.ceil(end - arrival))
-            self.deadlines.append((arrival + latency / 2, arrival + wait))
+            self.deadlines.append((arrival + back, arrival + wait))
             self.responses_429 += 1
             info = RateLimitInfo(limit=self.limit, remaining=0, reset_after=reset)
             return 429, float(wait), info if self.headers else None
@@ -160,9 +163,11 @@ async def drive(
     total: int,
     workers: int = 16,
     latency: float = 0.02,
+    jitter: random.Random | None = None,
 ) -> tuple[list[float], float]:
     """``workers`` tasks (per gate, when several: one process each) send until ``total``
-    requests were served.
+    requests were served. With ``jitter``, each request's round trip is drawn between half
+    and twice ``latency``, its way to the server any share of it (arrivals reorder).
 
     Returns the send times and the time the ``total``-th answer came.
     """
@@ -177,9 +182,14 @@ async def drive(
             await gate.acquire()
             sent = vt.now
             sent_times.append(sent)
-            await vt.sleep(latency / 2)
-            status, retry_after, info = server.handle(vt.now, sent, latency)
-            await vt.sleep(latency / 2)
+            there = back = latency / 2
+            if jitter is not None:
+                trip = jitter.uniform(latency / 2, latency * 2)
+                there = jitter.uniform(0.0, trip)
+                back = trip - there
+            await vt.sleep(there)
+            status, retry_after, info = server.handle(vt.now, sent, back)
+            await vt.sleep(back)
             await gate.release(status=status, retry_after=retry_after, info=info)
             if status == 200:
                 served += 1
@@ -248,6 +258,38 @@ async def test_learns_limit_from_429s_without_headers(limit: int) -> None:
     # (Ten calm windows at the top pace let it probe 1 % higher.)
     assert 0.97 * limit <= snapshot.limit <= 1.02 * limit
     assert 10 * limit / elapsed >= 0.85 * limit  # the slow start and one cooldown cost
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+async def test_a_learned_limit_holds_through_arrival_jitter(seed: int) -> None:
+    """Round trips of 10 to 40 ms, arrivals reordered: the server's windows open on
+    arrivals, not where the gate replays them on its sends. Near a boundary a refused
+    request can look like the first of a window, or requests sent before it reach the
+    server after it: the count learned must neither collapse (it had fallen to 1 to 40 per
+    second here, pacing at a fraction of the limit for the rest of the run) nor stay above
+    the limit (one more 429 each window)."""
+    vt = VirtualTime()
+    gate = vt.gate()
+    server = WindowServer(60, headers=False)
+    learned: list[float] = []
+
+    async def release(**answer: Any) -> None:
+        await RateGate.release(gate, **answer)
+        if (limit := gate.snapshot().limit) is not None:
+            learned.append(limit)
+
+    gate.release = release  # type: ignore[method-assign]
+    started = vt.now
+    _, finished = await drive(vt, gate, server, total=30 * 60, jitter=random.Random(seed))
+    assert server.early == 0
+    assert min(learned) >= 0.95 * 60  # never paced at a fraction of the limit
+    assert 0.95 * 60 <= gate.snapshot().limit <= 1.02 * 60  # type: ignore[operator]
+    assert server.responses_429 <= 10  # the first window's few, and one now and then
+    # The first window's cooldown and one more at most: a count learned above the limit
+    # (requests that left before the refused one but arrived after it) costs one per
+    # window until it comes down.
+    assert gate.snapshot().cooldowns <= 2
+    assert 30 * 60 / (finished - started) >= 0.88 * 60
 
 
 async def test_learned_pace_meets_no_further_429() -> None:
@@ -379,13 +421,14 @@ async def test_a_first_request_without_answer_holds_the_others_one_second_at_mos
 
 
 async def test_the_slow_start_holds_requests_in_flight_and_ends_at_a_deadline() -> None:
-    """Nothing announced, nothing learned: two requests in flight at first (more as time
-    goes by); an answer lets the next one go; a waiting call's deadline ends its wait."""
+    """Nothing announced, nothing learned: three requests in flight for the first second
+    (more as time goes by); an answer lets the next one go; a waiting call's deadline ends
+    its wait."""
     vt = VirtualTime()
     gate = vt.gate()
     released: list[float] = []
 
-    async def third() -> None:
+    async def fourth() -> None:
         await gate.acquire()
         released.append(vt.now)
 
@@ -395,16 +438,20 @@ async def test_the_slow_start_holds_requests_in_flight_and_ends_at_a_deadline() 
         start = vt.now
         await gate.acquire()
         await gate.acquire()
-        assert vt.now == start  # two in flight at once
+        await gate.acquire()
+        assert vt.now == start  # three in flight at once
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(third)
+            tasks.start_soon(fourth)
             await vt.sleep(0.1)
-            assert released == []  # a third waits for an answer...
+            assert released == []  # a fourth waits for an answer...
             await gate.release(status=200)
         assert released == [pytest.approx(start + 0.1)]  # ...and goes with it
         deadline = vt.now + 0.05
-        await gate.acquire(deadline=deadline)  # two in flight again: waits, not past it
+        await gate.acquire(deadline=deadline)  # three in flight again: waits, not past it
         assert vt.now == pytest.approx(deadline)
+        await vt.sleep(start + 1.0 - vt.now)
+        await gate.acquire()  # after the first second: more in flight
+        assert vt.now == pytest.approx(start + 1.0)
 
     await vt.run(main)
 

@@ -9,7 +9,10 @@ lasts ``windows`` windows at concurrency 16 and divides the pages answered by th
 
 - eattest_async with ``RateLimit-*`` headers, and without any (it must learn the limit);
 - a 20-line token bucket at 0.98 x the true rate (it is told the limit, honours
-  ``Retry-After``), over aiohttp, parsing each page with orjson as a client must.
+  ``Retry-After``), over aiohttp, parsing each page with orjson as a client must;
+- the ceilings of this machine: the same two without any limit, for half the time. Where
+  a ceiling is below the allowed rate, the row is bound by the client's CPU, not by the
+  limit: its share of ``min(allowed, own ceiling)`` tells how well the gate paces there.
 
 The simulator's own counters judge: 429s sent, and requests that arrived before an
 announced ``Retry-After`` deadline (``early_requests``: what gets an IP banned).
@@ -153,6 +156,17 @@ async def one_limit(limit: int, page_size: int, windows: int) -> dict[str, Any]:
         str(WINDOW),
     ) as sim:
         await warm(sim, page_size)
+        ceilings: dict[str, float] = {}
+        for name, unlimited in {
+            "bucket": lambda: baseline(sim, 10**9, page_size, duration / 2),
+            "ours": lambda: ours(sim, page_size, duration / 2),
+        }.items():
+            await sim.set_faults(rate_limit=None)
+            await sim.reset()
+            outcome = await unlimited()
+            pages = outcome[0] if isinstance(outcome, tuple) else outcome
+            ceilings[name] = pages / (duration / 2)
+        results["ceilings (pages/s, no limit)"] = ceilings
         runs: dict[str, Any] = {
             "token bucket 0.98x": lambda: baseline(sim, limit, page_size, duration),
             "eattest_async, headers": lambda: ours(sim, page_size, duration),
@@ -200,11 +214,20 @@ def rows(results: dict[str, Any]) -> list[tuple[str, str, str, bool | None]]:
     out = []
     for case, runs in results.items():
         base = runs["token bucket 0.98x"]["efficiency"]
+        ceilings = runs.get("ceilings (pages/s, no limit)", {})
+        allowed = float(case.split("/s")[0]) / WINDOW
         for name, r in runs.items():
+            if name.startswith("ceilings"):
+                continue
+            own = ceilings.get("bucket" if name.startswith("token") else "ours")
             figure = (
                 f"{r['efficiency']:.3f} of allowed ({r['efficiency'] / base:.2f} x bucket), "
                 f"{r['429s']} 429s, {r['early requests']} early"
             )
+            if own is not None and own < allowed:
+                # CPU-bound here: the limit is not what binds.
+                share = r["pages"] / r["seconds"] / own
+                figure += f"; CPU-bound: ceiling {own:.0f}/s, {share:.3f} of it"
             if name.endswith(", headers"):
                 target = ">= 0.95, <= 1 429, 0 early"
                 met = r["efficiency"] >= 0.95 and r["429s"] <= 1 and r["early requests"] == 0

@@ -221,17 +221,18 @@ local limit = tonumber(ARGV[3])
 local sent = tonumber(ARGV[4])
 local window_end = tonumber(ARGV[5])
 local r = redis.call('HMGET', h, 'report_number', 'report_remaining', 'report_end',
-                     'report_opened')
+                     'report_opened', 'report_previous_end')
 local r_number, r_remaining = tonumber(r[1]), tonumber(r[2])
 local r_end, r_opened = tonumber(r[3]), tonumber(r[4])
-local opened = sent
+local r_previous = tonumber(r[5])  -- nil: no window before
+local opened, previous = sent, nil
 if r_number ~= nil and r_remaining ~= nil and r_end ~= nil and r_opened ~= nil then
   if number < r_number then
-    if not (r_opened <= sent and sent < r_end) then
+    if not (math.max(r_opened, r_previous or r_opened) <= sent and sent < r_end) then
       return 0  -- an earlier window's answer, come late
     end
     number, remaining = r_number, math.min(r_remaining, remaining)
-    window_end, opened = r_end, r_opened
+    window_end, opened, previous = r_end, r_opened, r_previous
   else
     local left = math.max(0, r_number + r_remaining - number)
     local rise
@@ -240,16 +241,23 @@ if r_number ~= nil and r_remaining ~= nil and r_end ~= nil and r_opened ~= nil t
     else
       rise = remaining == limit - 1 or remaining - left > limit / 2
     end
-    if not (sent >= r_end or rise) then
+    if sent >= r_end or rise then
+      previous = r_end
+      local answered = tonumber(ARGV[7])
+      if answered ~= nil then previous = math.min(r_end, answered) end
+    elseif r_previous ~= nil and sent < r_previous and remaining < left then
+      return 0  -- arrived in the previous window
+    else
       remaining = math.min(r_remaining, remaining)
-      window_end, opened = math.min(r_end, window_end), r_opened
+      window_end, opened, previous = math.min(r_end, window_end), r_opened, r_previous
     end
   end
 end
 redis.call('HSET', h, 'report_number', string.format('%d', number),
            'report_remaining', string.format('%d', remaining),
            'report_end', string.format('%.6f', window_end),
-           'report_opened', string.format('%.6f', opened))
+           'report_opened', string.format('%.6f', opened),
+           'report_previous_end', previous and string.format('%.6f', previous) or '')
 redis.call('EXPIRE', h, tonumber(ARGV[6]))
 return 1
 """
@@ -644,7 +652,14 @@ class RedisGateStore:
             self._seen_tat = slot
 
     async def report(
-        self, *, number: int, remaining: int, limit: int | None, sent: float, end: float
+        self,
+        *,
+        number: int,
+        remaining: int,
+        limit: int | None,
+        sent: float,
+        end: float,
+        answered: float | None = None,
     ) -> None:
         if number <= 0:
             return  # reserved while Redis was away: its number means nothing there
@@ -662,6 +677,7 @@ class RedisGateStore:
                     _num(sent),
                     _num(end),
                     str(_STATE_TTL),
+                    "" if answered is None else _num(answered),  # '': not known
                 ),
                 _whole,  # 1: merged, 0: an earlier window's, ignored
             )

@@ -98,6 +98,7 @@ class BudgetReport:
     remaining: int  # the lowest remaining reported in this window
     end: float  # upper bound of the window's end (store time)
     opened: float  # when the window's first reported request was sent (store time)
+    previous_end: float | None = None  # the window before: its end (upper bound, store time)
 
 
 class GateStore(Protocol):
@@ -155,12 +156,20 @@ class GateStore(Protocol):
         ...
 
     async def report(
-        self, *, number: int, remaining: int, limit: int | None, sent: float, end: float
+        self,
+        *,
+        number: int,
+        remaining: int,
+        limit: int | None,
+        sent: float,
+        end: float,
+        answered: float | None = None,
     ) -> None:
-        """The answer to reservation ``number`` (sent at ``sent``) said ``remaining`` requests
-        are left in a window that ends by ``end``: merged into the stored report as
-        :func:`merge_report` says (within a window, the highest number, the lowest remaining
-        and the earliest end stand; an earlier window's answer, come late, changes nothing)."""
+        """The answer to reservation ``number`` (sent at ``sent``, answered at ``answered``)
+        said ``remaining`` requests are left in a window that ends by ``end``: merged into
+        the stored report as :func:`merge_report` says (within a window, the highest number,
+        the lowest remaining and the earliest end stand; an earlier window's answer, come
+        late, changes nothing)."""
         ...
 
     async def holds(self, *, number: int, now: float) -> tuple[float, float]:
@@ -194,9 +203,11 @@ def merge_report(
     limit: int | None,
     sent: float,
     end: float,
+    answered: float | None = None,
 ) -> BudgetReport:
-    """The store's report once the answer to reservation ``number`` (sent at ``sent``) said
-    ``remaining`` in a window that ends by ``end`` (the rule the Redis script repeats).
+    """The store's report once the answer to reservation ``number`` (sent at ``sent``,
+    answered at ``answered``) said ``remaining`` in a window that ends by ``end`` (the rule
+    the Redis script repeats).
 
     Processes send in nearly, not exactly, the order of their reservations, and the
     server counts arrivals: within a window, the lowest remaining reported is the count
@@ -204,11 +215,16 @@ def merge_report(
     on, in whatever order the answers come. A later reservation's answer starts a new
     window when the window is over (sent after its end), when it is the window's first
     (``limit - 1``), or when it rises past half the limit above what the window had left;
-    a window whose start was missed is caught by the first request sent after its end."""
+    a window whose start was missed is caught by the first request sent after its end.
+    An answer that reports less than the window has left, to a request sent before the
+    previous window's end, arrived in that window: it changes nothing (taken as this
+    window's, it would hold every process until this window's end). That end is bounded by
+    the stored end and by the answer that showed the new window (its request arrived
+    after the previous window ended)."""
     if report is None:
         return BudgetReport(number=number, remaining=remaining, end=end, opened=sent)
     if number < report.number:  # an earlier reservation's answer, come late
-        if report.opened <= sent < report.end:
+        if max(report.opened, report.previous_end or report.opened) <= sent < report.end:
             return attrs.evolve(report, remaining=min(report.remaining, remaining))
         return report
     left = max(0, report.number + report.remaining - number)  # left at this number
@@ -217,12 +233,18 @@ def merge_report(
     else:
         rise = remaining == limit - 1 or remaining - left > limit / 2
     if sent >= report.end or rise:
-        return BudgetReport(number=number, remaining=remaining, end=end, opened=sent)
+        previous_end = report.end if answered is None else min(report.end, answered)
+        return BudgetReport(
+            number=number, remaining=remaining, end=end, opened=sent, previous_end=previous_end
+        )
+    if report.previous_end is not None and sent < report.previous_end and remaining < left:
+        return report
     return BudgetReport(
         number=number,
         remaining=min(report.remaining, remaining),
         end=min(report.end, end),
         opened=report.opened,
+        previous_end=report.previous_end,
     )
 
 
@@ -304,10 +326,23 @@ class LocalGateStore:
             self._tat, self._count = entry[0], self._count - 1
 
     async def report(
-        self, *, number: int, remaining: int, limit: int | None, sent: float, end: float
+        self,
+        *,
+        number: int,
+        remaining: int,
+        limit: int | None,
+        sent: float,
+        end: float,
+        answered: float | None = None,
     ) -> None:
         self._report = merge_report(
-            self._report, number=number, remaining=remaining, limit=limit, sent=sent, end=end
+            self._report,
+            number=number,
+            remaining=remaining,
+            limit=limit,
+            sent=sent,
+            end=end,
+            answered=answered,
         )
 
     async def holds(self, *, number: int, now: float) -> tuple[float, float]:
@@ -424,6 +459,9 @@ class RateGate:
         self._report_seq: int | None = None  # the request whose answer set the budget
         self._report_remaining = 0
         self._window_end = 0.0  # upper bound (gate clock)
+        self._window_opened = 0.0  # when the request that showed the window left
+        self._previous_end = -math.inf  # the window before it: its end (upper bound)
+        self._remaining_peak = 0  # the most ever reported left (the limit, when unannounced)
         self._opener: tuple[float, float] | None = None  # (sent, answered) of its 1st request
         self._window_bound = math.inf  # upper bound of the window length, from openers
         # Learning without headers: the window we watch starts at our first request after
@@ -751,22 +789,45 @@ class RateGate:
                 limit=info.limit,
                 sent=sent + offset,
                 end=now + info.reset_after + offset,
+                answered=now + offset,
             )
 
     def _note_headers(self, info: RateLimitInfo, seq: int, sent: float, now: float) -> None:
         """Budget and window end from ``RateLimit-*``; the announced limit."""
+        end = now + info.reset_after  # the server's clock <= ours at the answer: upper bound
+        self._remaining_peak = max(self._remaining_peak, info.remaining)
         if self._report_seq is not None and seq < self._report_seq:
-            return  # an older request answered late: the budget is already newer
+            # An earlier request answered late (it left before, arrived after, or its
+            # answer took longer): within the window, the lowest remaining is the count
+            # after every request reported so far arrived (as the shared store's rule).
+            if max(self._window_opened, self._previous_end) <= sent < self._window_end:
+                self._report_remaining = min(self._report_remaining, info.remaining)
+                self._window_end = min(self._window_end, end)
+            return
+        # Arrivals reorder: a request sent later may arrive earlier and report a little
+        # more left than expected. A new window shows as a rise past half the limit, or
+        # as the first request's count (or as a request sent after the window's end).
+        left = 0 if self._report_seq is None else self._report_remaining - (seq - self._report_seq)
+        scale = info.limit if info.limit is not None else self._remaining_peak
         new_window = (
             self._report_seq is None
-            or info.remaining > self._report_remaining
             or sent >= self._window_end
+            or info.remaining - max(left, 0) > scale / 2
             # The first request of a window, whatever we believed of the last one (after a
             # pause, say: a stale end would spread this window's budget over too long).
             or (info.limit is not None and info.remaining == info.limit - 1)
         )
-        end = now + info.reset_after  # the server's clock <= ours at the answer: upper bound
+        if not new_window and sent < self._previous_end and info.remaining < left:
+            # Left before the last window's end (as we bound it) and reports less than
+            # this window has: it arrived in the last one, before the request that showed
+            # us this one (whole-second resets cannot tell them apart). Taken as this
+            # window's, its count would hold everyone until this window's end.
+            return
         if new_window:
+            # The last window ended before this answer's request arrived: by now.
+            self._previous_end = -math.inf
+            if self._report_seq is not None:
+                self._previous_end = min(self._window_end, now)
             if info.limit is not None and info.remaining == info.limit - 1:
                 if self._opener is not None:  # two openers: the window is no longer than this
                     # (Not below a second: windows announced in whole seconds are
@@ -778,6 +839,7 @@ class RateGate:
             else:
                 self._opener = None
             self._window_end = end
+            self._window_opened = sent
         else:
             self._window_end = min(self._window_end, end)
         if self._opener is not None and self._window_bound < math.inf:

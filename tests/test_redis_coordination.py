@@ -627,12 +627,22 @@ async def _agree_on(seed: int, local: GateStore, remote: GateStore) -> str | Non
             slot, tat, number = held.pop(rnd.randrange(len(held)))
             await local.give_back(slot, tat, number)
             await remote.give_back(slot + NOW, tat + NOW, number)
-        elif op > 0.9:
+        elif op > 0.85:
+            # Answers in any order, some from the window before (sent earlier, reporting
+            # less or more than the window has left), with or without their answer time.
             number = max(1, (held[-1][2] if held else 1) - rnd.randrange(3))
-            remaining, end = rnd.randrange(0, 3), t + rnd.choice([1.0, 3.0, 6.0])
+            remaining = rnd.choice([0, 1, 2, rnd.randrange(10)])
+            sent = t - rnd.choice([0.0, 0.0, 0.5, 1.5])
+            end = t + rnd.choice([1.0, 3.0, 6.0])
+            answered = rnd.choice([None, t])
             for store, shift in ((local, 0.0), (remote, NOW)):
                 await store.report(
-                    number=number, remaining=remaining, limit=10, sent=t + shift, end=end + shift
+                    number=number,
+                    remaining=remaining,
+                    limit=10,
+                    sent=sent + shift,
+                    end=end + shift,
+                    answered=None if answered is None else answered + shift,
                 )
         else:
             not_before = t + rnd.choice([0, 0, 0, 1.5, 3.0])

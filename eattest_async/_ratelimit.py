@@ -462,6 +462,8 @@ class RateGate:
         self._window_opened = 0.0  # when the request that showed the window left
         self._previous_end = -math.inf  # the window before it: its end (upper bound)
         self._remaining_peak = 0  # the most ever reported left (the limit, when unannounced)
+        self._distrust_announced = False  # a 429 came with room in the announced budget
+        self._budget_margin = 0  # requests each window stops short of the announced budget
         self._opener: tuple[float, float] | None = None  # (sent, answered) of its 1st request
         self._window_bound = math.inf  # upper bound of the window length, from openers
         # Learning without headers: the window we watch starts at our first request after
@@ -526,7 +528,7 @@ class RateGate:
         """Requests we may still send in the server's current window (None: unknown)."""
         if self._report_seq is None:
             return None
-        return self._report_remaining - (self._seq - self._report_seq)
+        return self._report_remaining - (self._seq - self._report_seq) - self._budget_margin
 
     def _hold(self, now: float, ahead: int = 0) -> float:
         """Gate-clock time before which the window's exhausted budget holds a request that
@@ -764,6 +766,20 @@ class RateGate:
         ticket = self._take_ticket()
         seq, sent = (ticket.seq, ticket.sent) if ticket is not None else (self._seq, now)
         self._answer_came()
+        if status == 429 and self._announced_room(seq) >= 1:
+            # Refused with a request or two left by the announcement (the server counts
+            # one more than it says, or the last ones arrived out of order): each window
+            # stops one request earlier from now on (a twentieth of the limit at most).
+            known = self._limit
+            cap = 0.05 * known.requests if known is not None else 1.0
+            self._budget_margin = min(self._budget_margin + 1, max(1, math.floor(cap)))
+        if status == 429 and self._announced_contradicted(seq):
+            # Refused with room left in the announced budget: something stricter than the
+            # announcement binds (a proxy's limit, the account's other clients). Pacing by
+            # the announcement would meet a 429 every window (the pattern a ban is made
+            # of): from now on the limit is learned from the 429s, as without headers.
+            self._distrust_announced = True
+            self._limit = None
         if info is not None:
             self._note_headers(info, seq, sent, now)
         if self._watch is not None and seq >= self._watch[0]:
@@ -791,6 +807,25 @@ class RateGate:
                 end=now + info.reset_after + offset,
                 answered=now + offset,
             )
+
+    def _announced_contradicted(self, seq: int) -> bool:
+        """Whether request ``seq`` was refused while the announced budget still had room
+        for it (beyond what reordered arrivals explain). Only this process's count: with a
+        shared store, the others' sends are not in it."""
+        known = self._limit
+        if known is None or known.source != "announced":
+            return False
+        return self._announced_room(seq) > max(2.0, 0.05 * known.requests)
+
+    def _announced_room(self, seq: int) -> int:
+        """What the announced budget (this process's count of it) still left for request
+        ``seq`` when it was refused; 0 when it had none or is not known here."""
+        known = self._limit
+        if not self._local or known is None or known.source != "announced":
+            return 0
+        if self._report_seq is None or seq <= self._report_seq:
+            return 0
+        return max(0, self._report_remaining - (seq - self._report_seq) + 1)
 
     def _note_headers(self, info: RateLimitInfo, seq: int, sent: float, now: float) -> None:
         """Budget and window end from ``RateLimit-*``; the announced limit."""
@@ -845,7 +880,7 @@ class RateGate:
         if self._opener is not None and self._window_bound < math.inf:
             self._window_end = min(self._window_end, self._opener[1] + self._window_bound)
         self._report_seq, self._report_remaining = seq, info.remaining
-        if info.limit is not None and info.limit > 0:
+        if info.limit is not None and info.limit > 0 and not self._distrust_announced:
             window = info.window
             if window is None:
                 # Announced limits count per window; its length is what reset said at the
@@ -882,7 +917,7 @@ class RateGate:
     ) -> None:
         """A 429: what it teaches of the limit (once per watched window)."""
         self._calm_since, self._probes = now, 0
-        if info is not None and info.limit is not None:
+        if info is not None and info.limit is not None and not self._distrust_announced:
             return  # announced: the budget rules already hold everyone until the window ends
         self._watch_from = max(self._watch_from, now + max(retry_after or 0.0, 0.0))
         watch = self._watch

@@ -119,6 +119,24 @@ class WindowServer:
         return 200, None, info if self.headers else None
 
 
+class OverAnnouncingServer(WindowServer):
+    """Refuses past ``limit`` per window but announces ``announced`` (a proxy's stricter
+    limit in front of the API, a count off by one, other clients of the account)."""
+
+    def __init__(self, limit: int, announced: int) -> None:
+        super().__init__(limit)
+        self.announced = announced
+
+    def handle(
+        self, arrival: float, sent: float, back: float
+    ) -> tuple[int, float | None, RateLimitInfo | None]:
+        status, retry_after, info = super().handle(arrival, sent, back)
+        if info is not None:
+            left = max(0, self.announced - self.count)
+            info = RateLimitInfo(limit=self.announced, remaining=left, reset_after=info.reset_after)
+        return status, retry_after, info
+
+
 class SharedStore:
     """A store that is not in-process (as Redis is): state on wall-clock seconds."""
 
@@ -252,6 +270,25 @@ async def test_paces_at_an_announced_limit_through_arrival_jitter(limit: int, se
     assert server.responses_429 == 0
     assert server.early == 0
     assert 10 * limit / (finished - started) >= 0.95 * limit
+
+
+@pytest.mark.parametrize("announced", [61, 120])
+async def test_a_limit_stricter_than_announced_is_learned_not_hit_every_window(
+    announced: int,
+) -> None:
+    """Headers that announce more than the server allows (60 per window): pacing by them
+    met a 429 every window (72 in 30 windows for 120 announced), the pattern that gets an
+    IP banned. Refused with room left, the gate learns the limit from the 429s; refused
+    with a request or two left, it stops a little earlier each window."""
+    vt = VirtualTime()
+    gate = vt.gate()
+    server = OverAnnouncingServer(60, announced)
+    started = vt.now
+    _, finished = await drive(vt, gate, server, total=30 * 60, jitter=random.Random(announced))
+    assert server.early == 0
+    assert gate.snapshot().cooldowns <= 3
+    assert server.responses_429 <= 10
+    assert 30 * 60 / (finished - started) >= 0.85 * 60
 
 
 @pytest.mark.parametrize("limit", [20, 60, 200])

@@ -378,7 +378,20 @@ ANNOUNCED_FRACTION = 0.98  # of an announced limit: margin for arrival jitter on
 LEARNED_FRACTION = 0.97  # of a learned limit, right after learning it...
 LEARNED_FRACTION_MAX = 0.98  # ...raised step by step, one step per window without a 429
 FRACTION_STEP = 0.01
-PROBE_EVERY = 10  # windows at the top fraction without a 429, then probe 1 % higher
+# A learned count can be far below the limit (a token bucket's burst and refill read as
+# fixed windows: 22 per second where 60 are allowed), so a calm gate probes upward in
+# cycles: PROBE_EVERY windows at the top fraction without a 429, then 1 % more, and while
+# each probe holds a full window without a 429, the next one a window later with twice the
+# step (at most PROBE_STEP_MAX): from 22 to 60 in some ten windows, where +1 % per ten
+# windows took minutes. The 429 that ends a cycle goes back to the last count that held.
+PROBE_EVERY = 10
+PROBE_STEP = 0.01
+PROBE_STEP_MAX = 0.25  # a fifth over the limit at worst: the 429 comes within the window
+# A cycle that did not raise the count held by PROBE_GAIN (a limit learned exactly: fixed
+# windows) waits twice as long before the next one, up to PROBE_EVERY_MAX windows: one 429
+# event per cycle, ever rarer; a cycle that did resets the wait (there may be more to gain).
+PROBE_GAIN = 0.05
+PROBE_EVERY_MAX = 80
 BACKOFF = 0.7  # a 429 that says nothing of when: multiply the pace (AWS adaptive's beta)
 FIRST_ANSWER_WAIT = 1.0  # seconds the others wait for the first answer, at most
 # While nothing is known of the limit (no RateLimit headers, no 429 yet, no max_rate), the
@@ -454,7 +467,16 @@ class RateGate:
         self._limit: SharedLimit | None = None
         self._fraction = ANNOUNCED_FRACTION
         self._calm_since = 0.0  # start of the current run of windows without a 429
-        self._probes = 0
+        self._probes = 0  # calm windows at the top fraction since the last cycle or 429
+        # Probing (see PROBE_EVERY): the learned count at the last calm window, and the
+        # lower of it and the one before (None: none yet since it was learned or refused);
+        # the count a cycle of probes started from (None: no cycle on), its current step,
+        # the windows before the next cycle.
+        self._held: float | None = None
+        self._verified: float | None = None
+        self._probe_base: float | None = None
+        self._probe_step = PROBE_STEP
+        self._probe_every = PROBE_EVERY
         # The server's current window, from RateLimit headers.
         self._report_seq: int | None = None  # the request whose answer set the budget
         self._report_remaining = 0
@@ -920,6 +942,8 @@ class RateGate:
         if info is not None and info.limit is not None and not self._distrust_announced:
             return  # announced: the budget rules already hold everyone until the window ends
         self._watch_from = max(self._watch_from, now + max(retry_after or 0.0, 0.0))
+        if self._end_probe(retry_after):
+            return
         watch = self._watch
         if watch is None or seq < watch[0]:
             # This window was learned from already, or began before what we watched. A
@@ -1037,6 +1061,41 @@ class RateGate:
                 return (float(count), float(window), opener) if count >= 1 else None
         return None
 
+    def _end_probe(self, retry_after: float | None) -> bool:
+        """A 429 while probing above the count that held: back to that count (True).
+
+        Not one less than the probe: the count that held is the best known, and coming down
+        one by one from the probe would cost one 429 event per step. Any other 429 ends the
+        cycle too, and the count it refused is no longer held (False: the usual rules
+        learn from it)."""
+        known, verified, base = self._limit, self._verified, self._probe_base
+        self._probe_base, self._probe_step, self._held = None, PROBE_STEP, None
+        if known is None or known.source != "learned":
+            return False
+        if (
+            base is None
+            or verified is None
+            or known.requests <= verified
+            # A much longer Retry-After than the window: a limit of another kind (an
+            # hourly quota, say), which the usual rules learn.
+            or (retry_after or 0.0) > known.window + 1.0
+        ):
+            self._verified = None
+            return False
+        # A cycle that raised the count little met the limit it started at: probe again
+        # later. One that raised it much may have more to gain: the usual wait.
+        if verified >= base * (1 + PROBE_GAIN):
+            self._probe_every = PROBE_EVERY
+        else:
+            self._probe_every = min(PROBE_EVERY_MAX, 2 * self._probe_every)
+        fraction = self._fraction
+        self._set_limit(verified, known.window, "learned")
+        self._fraction = fraction  # the pace that held, as it held
+        # The next request after the deadline watches a fresh window; the 429s of this
+        # event that follow teach nothing more (the count they refused is given up).
+        self._watch, self._counted = None, None
+        return True
+
     def _slow_down(self) -> None:
         known = self._limit
         if known is not None:
@@ -1046,17 +1105,32 @@ class RateGate:
         """A window's worth of time without a 429: raise a learned pace a little."""
         assert self._limit is not None
         self._calm_since = now
-        if self._limit.source != "learned":
+        known = self._limit
+        if known.source != "learned":
             return
+        # What a failed probe goes back to: a count that held two windows in a row. One
+        # alone can hold by luck (the pace changed in mid-window, the server's windows fell
+        # between the bunches): a count just past a fixed window's limit did, and was
+        # refused two windows later, a second 429 event for one probe.
+        if self._held is not None:
+            self._verified = min(self._held, known.requests)
+        self._held = known.requests
         if self._fraction < LEARNED_FRACTION_MAX:
             self._fraction = min(LEARNED_FRACTION_MAX, self._fraction + FRACTION_STEP)
             return
-        self._probes += 1
-        if self._probes >= PROBE_EVERY:
+        if self._probe_base is not None:
+            # The probe held: the next one at once, with twice the step (the gap to the
+            # limit may be large: a geometric climb crosses it in a few windows).
+            self._probe_step = min(PROBE_STEP_MAX, 2 * self._probe_step)
+        else:
+            self._probes += 1
+            if self._probes < self._probe_every:
+                return
             self._probes = 0
-            fraction = self._fraction
-            self._set_limit(self._limit.requests * 1.01, self._limit.window, "learned")
-            self._fraction = fraction
+            self._probe_base, self._probe_step = known.requests, PROBE_STEP
+        fraction = self._fraction
+        self._set_limit(known.requests * (1 + self._probe_step), known.window, "learned")
+        self._fraction = fraction
 
     # -- cooldowns ------------------------------------------------------------------------------
 

@@ -350,8 +350,9 @@ async def test_a_learned_limit_holds_through_arrival_jitter(seed: int) -> None:
     assert server.responses_429 <= 10  # the first window's few, and one now and then
     # The first window's cooldown and one more at most: a count learned above the limit
     # (requests that left before the refused one but arrived after it) costs one per
-    # window until it comes down.
-    assert gate.snapshot().cooldowns <= 2
+    # window until it comes down. And one for the first cycle of probes above the count
+    # (after ten calm windows), which goes back to the count that held.
+    assert gate.snapshot().cooldowns <= 3
     assert 30 * 60 / (finished - started) >= 0.88 * 60
 
 

@@ -148,6 +148,21 @@ class _Arrived(Generic[T]):
     request: PageRequest
     received: Received
     items: tuple[T, ...]
+    # The decoding turn, still held when the driver waited for this answer: given back
+    # when the driver takes it (see ``Scan._fetch_page``).
+    turn: _Turn | None = None
+
+    def take(self) -> _Arrived[T]:
+        if self.turn is not None:
+            self.turn.release()
+            self.turn = None
+        return self
+
+
+def _drop(task: asyncio.Task[_Arrived[Any]]) -> None:
+    """A finished fetch whose answer is not wanted: its turn given back, if it holds one."""
+    if not task.cancelled() and task.exception() is None:
+        task.result().take()
 
 
 def _json_type(value: object) -> str:
@@ -239,6 +254,8 @@ class Scan(Generic[T], AsyncIterator[T]):
         self._known_account = known_account
         self._discover_account = discover_account
         self._decoding: asyncio.Lock | None = None  # made in the scan's own event loop
+        # The driver's tasks while it waits for the first to finish (None: it does not).
+        self._waiting_on: dict[int, asyncio.Task[_Arrived[T]]] | None = None
         self._finished = False
         self._started: float | None = None
         self._stopped: float | None = None
@@ -423,9 +440,20 @@ class Scan(Generic[T], AsyncIterator[T]):
             self._decoding = asyncio.Lock()
         turn = _Turn(self._decoding)
         try:
-            return await self._decode_page(request, turn)
-        finally:
+            arrived = await self._decode_page(request, turn)
+        except BaseException:
             turn.release()
+            raise
+        waiting = self._waiting_on
+        if waiting is not None and request.seq in waiting:
+            # The driver waits for this answer, and wakes up now: the next page is decoded
+            # once it has taken this one (and, in page order, often handed it over and seen
+            # it consumed), so that decoded pages do not pile up side by side waiting for
+            # the consumer (old by then, every one of them costs the GC a full walk).
+            arrived.turn = turn
+        else:
+            turn.release()
+        return arrived
 
     async def _decode_page(self, request: PageRequest, turn: _Turn) -> _Arrived[T]:
         envelope = await self._fetch(request.page, request.size, turn)
@@ -499,7 +527,11 @@ class Scan(Generic[T], AsyncIterator[T]):
                 # A page counts as delivered when its last item is handed over: a consumer
                 # that stops right after it must not see the page fetched again on resume.
                 self._handed_over(arrived)
-                yield items[last]
+                item = items[last]
+                # Not held while the next page is awaited: it can go once consumed, young
+                # (held, it lived on through the next decodes into the GC's old generation).
+                del arrived, items
+                yield item
 
     async def _batches(self) -> AsyncGenerator[tuple[T, ...], None]:
         async with contextlib.aclosing(self._arrivals()) as arrivals:
@@ -541,6 +573,7 @@ class Scan(Generic[T], AsyncIterator[T]):
                     arrived = ready.pop(head)
                     ready_items -= len(arrived.items)
                     yield arrived
+                    del arrived  # consumed: not held while the next answers are awaited
                     continue
                 if not tasks:
                     if plan.done():
@@ -548,6 +581,7 @@ class Scan(Generic[T], AsyncIterator[T]):
                             arrived = ready.pop(min(ready))
                             ready_items -= len(arrived.items)
                             yield arrived
+                            del arrived
                             continue
                         self._finished = True
                         return
@@ -555,11 +589,14 @@ class Scan(Generic[T], AsyncIterator[T]):
                     if idle > 2:  # pragma: no cover - a plan that neither ends nor asks
                         raise RuntimeError(f"scan plan stalled: {plan.problems(finished=False)}")
                     continue
-                await asyncio.wait(list(tasks.values()), return_when=asyncio.FIRST_COMPLETED)
+                self._waiting_on = tasks
+                try:
+                    await asyncio.wait(list(tasks.values()), return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    self._waiting_on = None
                 for task in [t for t in dying if t.done()]:
                     dying.discard(task)
-                    if not task.cancelled():
-                        task.exception()  # answered before the cancel: nothing to keep
+                    _drop(task)  # answered before the cancel: nothing to keep
         finally:
             self._stopped = time.monotonic()
             leftover = [*tasks.values(), *dying]
@@ -569,6 +606,8 @@ class Scan(Generic[T], AsyncIterator[T]):
                 # Shielded: an outer cancel scope must not cut the cleanup short.
                 with anyio.CancelScope(shield=True):
                     await asyncio.gather(*leftover, return_exceptions=True)
+                for task in leftover:
+                    _drop(task)
             if self._finished:
                 problems = plan.problems(finished=True)
                 if problems:
@@ -588,15 +627,18 @@ class Scan(Generic[T], AsyncIterator[T]):
         task = tasks.pop(seq)
         request = requests.pop(seq)
         try:
-            arrived = task.result()
+            arrived = task.result().take()
         except EattestError as exc:
             raise self._error(request, exc) from exc
         for gone in arrived.received.obsolete:
             obsolete = tasks.pop(gone.seq, None)
             requests.pop(gone.seq, None)
             if obsolete is not None:
-                obsolete.cancel()
-                dying.add(obsolete)
+                if obsolete.done():
+                    _drop(obsolete)
+                else:
+                    obsolete.cancel()
+                    dying.add(obsolete)
         ready[seq] = arrived
         self._note_drift()
         return len(arrived.items)

@@ -460,8 +460,9 @@ class Scan(Generic[T], AsyncIterator[T]):
         content = envelope.content
         keys: list[Hashable | None] = []
         if isinstance(content, list):
-            keys = [self._key(item) for item in content]
-            self._plan.not_objects += sum(1 for item in content if not isinstance(item, dict))
+            keys = list(map(self._key, content))
+            if None in keys:  # only an item without an id may be no object at all
+                self._plan.not_objects += sum(1 for item in content if not isinstance(item, dict))
         answer = PageAnswer(
             content_type="list" if isinstance(content, list) else _json_type(content),
             count=len(keys),

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
+_PLAIN_KEYS = (int, str)
+
 # (path, started): the path built after discovering the account id, and when that began.
 # A call's deadline covers the discovery: the request built on exactly that path object
 # (in this task) carries the start. Any other request ignores it.
@@ -203,6 +205,8 @@ class Resource:
         def key(item: Any) -> Hashable | None:
             # Deduplicated on the JSON, before anything is structured.
             value = item.get(raw_key) if isinstance(item, dict) else None
+            if type(value) in _PLAIN_KEYS:  # the usual ids: no ABC check, per item
+                return value
             return value if isinstance(value, Hashable) else None
 
         return Scan(

@@ -600,6 +600,35 @@ def test_the_id_set_is_compact_for_dense_ids_and_exact_for_any() -> None:
     assert len(other) == len(sparse) - 1
 
 
+def test_the_id_set_adds_a_page_at_once_as_it_adds_one_at_a_time() -> None:
+    rng = random.Random(11)
+    for _ in range(30):
+        # Dense ids (bitmap blocks, made on the way), sparse ones, repeats within a page,
+        # and keys that are not integer ids.
+        pages: list[list[Hashable]] = [
+            [
+                rng.choice(
+                    [
+                        rng.randrange(10_000, 10_300),
+                        rng.randrange(2**40),
+                        -rng.randrange(5),
+                        f"k{rng.randrange(50)}",
+                        rng.random() < 0.5,
+                        None,
+                    ]
+                )
+                for _ in range(rng.randrange(0, 120))
+            ]
+            for _ in range(6)
+        ]
+        one, batch = IdSet(), IdSet()
+        for page in pages:
+            assert batch.add_all(page) == [one.add(key) for key in page]
+            assert len(batch) == len(one)
+        for key in {key for page in pages for key in page}:
+            assert (key in batch) == (key in one)
+
+
 def test_filters_are_declared_once_for_list_scan_the_cli_and_the_simulator() -> None:
     from click.testing import CliRunner
 

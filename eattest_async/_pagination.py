@@ -254,8 +254,10 @@ class Scan(Generic[T], AsyncIterator[T]):
         self._known_account = known_account
         self._discover_account = discover_account
         self._decoding: asyncio.Lock | None = None  # made in the scan's own event loop
-        # The driver's tasks while it waits for the first to finish (None: it does not).
+        # The driver's tasks while it waits for the first to finish (None: it does not),
+        # and what wakes it: set by the first of them that ends.
         self._waiting_on: dict[int, asyncio.Task[_Arrived[T]]] | None = None
+        self._wake: asyncio.Future[None] | None = None
         self._finished = False
         self._started: float | None = None
         self._stopped: float | None = None
@@ -440,20 +442,28 @@ class Scan(Generic[T], AsyncIterator[T]):
             self._decoding = asyncio.Lock()
         turn = _Turn(self._decoding)
         try:
-            arrived = await self._decode_page(request, turn)
-        except BaseException:
-            turn.release()
-            raise
-        waiting = self._waiting_on
-        if waiting is not None and request.seq in waiting:
-            # The driver waits for this answer, and wakes up now: the next page is decoded
-            # once it has taken this one (and, in page order, often handed it over and seen
-            # it consumed), so that decoded pages do not pile up side by side waiting for
-            # the consumer (old by then, every one of them costs the GC a full walk).
-            arrived.turn = turn
-        else:
-            turn.release()
-        return arrived
+            try:
+                arrived = await self._decode_page(request, turn)
+            except BaseException:
+                turn.release()
+                raise
+            waiting = self._waiting_on
+            if waiting is not None and request.seq in waiting:
+                # The driver waits for this answer, and wakes up now: the next page is
+                # decoded once it has taken this one (and, in page order, often handed it
+                # over and seen it consumed), so that decoded pages do not pile up side by
+                # side waiting for the consumer (old by then, every one costs the GC a
+                # full walk, and freeing it costs several times more once out of cache).
+                arrived.turn = turn
+            else:
+                turn.release()
+            return arrived
+        finally:
+            # The driver woken at once, not through the task's done callbacks and then
+            # asyncio.wait's (two turns of the event loop later, other pages decoded by then).
+            wake = self._wake
+            if wake is not None and not wake.done():
+                wake.set_result(None)
 
     async def _decode_page(self, request: PageRequest, turn: _Turn) -> _Arrived[T]:
         envelope = await self._fetch(request.page, request.size, turn)
@@ -590,11 +600,14 @@ class Scan(Generic[T], AsyncIterator[T]):
                     if idle > 2:  # pragma: no cover - a plan that neither ends nor asks
                         raise RuntimeError(f"scan plan stalled: {plan.problems(finished=False)}")
                     continue
+                # Until one of the tasks ends (every task's last step sets the wake; none
+                # can have ended since the answers were collected above: nothing awaited).
                 self._waiting_on = tasks
+                self._wake = asyncio.get_running_loop().create_future()
                 try:
-                    await asyncio.wait(list(tasks.values()), return_when=asyncio.FIRST_COMPLETED)
+                    await self._wake
                 finally:
-                    self._waiting_on = None
+                    self._waiting_on = self._wake = None
                 for task in [t for t in dying if t.done()]:
                     dying.discard(task)
                     _drop(task)  # answered before the cancel: nothing to keep

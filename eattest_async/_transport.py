@@ -305,22 +305,30 @@ class AiohttpTransport:
         decompress: bool = True,
     ) -> AsyncIterator[Response]:
         session = self._require()
-        async with self._slots:
-            try:
-                with anyio.fail_after(timeout):
-                    async with self._follow(
-                        session, method, url, path, headers, params, form or body, decompress
-                    ) as response:
-                        yield _AiohttpResponse(response, method, path)
-            except TransportError:
-                raise
-            except (
-                aiohttp.ClientError,
-                asyncio.TimeoutError,
-                TimeoutError,
-                ConnectionError,
-            ) as exc:
-                raise translate(exc, method, path) from exc
+        slots = self._slots
+        try:
+            # A free slot is taken without a turn of the event loop (``async with`` would
+            # take one, per request); the request yields soon enough: it is sent.
+            slots.acquire_nowait()
+        except anyio.WouldBlock:
+            await slots.acquire()
+        try:
+            with anyio.fail_after(timeout):
+                async with self._follow(
+                    session, method, url, path, headers, params, form or body, decompress
+                ) as response:
+                    yield _AiohttpResponse(response, method, path)
+        except TransportError:
+            raise
+        except (
+            aiohttp.ClientError,
+            asyncio.TimeoutError,
+            TimeoutError,
+            ConnectionError,
+        ) as exc:
+            raise translate(exc, method, path) from exc
+        finally:
+            slots.release()
 
     @asynccontextmanager
     async def _follow(

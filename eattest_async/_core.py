@@ -120,16 +120,20 @@ async def read_body(
     announced = _content_length(response.headers)
     if not truncate and announced is not None and announced > limit:
         raise too_large(f"announces {announced} bytes")
-    body = bytearray()
+    # The chunks kept as they come and joined once: one copy of the body, not a growing
+    # buffer's copies and then another.
+    parts: list[bytes] = []
+    size = 0
     async for chunk in response.chunks():
-        if len(body) + len(chunk) > limit:
+        if size + len(chunk) > limit:
             if truncate:
-                body += chunk[: limit - len(body)]
+                parts.append(chunk[: limit - size])
                 break
-            del body  # before raising: the traceback must not keep it alive
+            del parts  # before raising: the traceback must not keep it alive
             raise too_large("is longer")
-        body += chunk
-    return bytes(body)
+        parts.append(chunk)
+        size += len(chunk)
+    return b"".join(parts)
 
 
 class Gate(Protocol):

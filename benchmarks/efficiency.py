@@ -92,11 +92,20 @@ async def baseline(sim: SimulatorProcess, limit: int, page_size: int, duration: 
         return done
 
 
-async def ours(sim: SimulatorProcess, page_size: int, duration: float) -> tuple[int, Any]:
-    """Pages answered in ``duration`` seconds through scans (raw), and the gate's snapshot."""
-    client = ea.Client(sim.environment, username=sim.username, password=sim.password)
+async def ours(
+    sim: SimulatorProcess, page_size: int, duration: float, *, limits: ea.Limits | None = None
+) -> tuple[int, Any]:
+    """Pages answered in ``duration`` seconds through scans (raw), and the gate's snapshot.
+
+    Counted on the simulator's answers, as the bucket counts its own: a scan delivers in
+    page order, and when the time is up the pages answered behind a page still awaited
+    (its 429 retried after the cooldown, say) are not delivered yet. Over a long scan that
+    backlog is the same few pages; over 10 windows at 20/s it was up to 8 % of the run.
+    """
+    client = ea.Client(sim.environment, username=sim.username, password=sim.password, limits=limits)
     async with client:
         await client.account_id()  # sign in outside the timing
+        before = (await sim.stats())["statuses"].get("200", 0)
         done = 0
         halfway = anyio.Event()
 
@@ -121,13 +130,17 @@ async def ours(sim: SimulatorProcess, page_size: int, duration: float) -> tuple[
                 except ea.EattestError:  # a page given up on: the scan starts over
                     continue
 
-        with anyio.move_on_after(duration):
-            await asyncio.gather(scanner(False), scanner(True))
+        async with anyio.create_task_group() as scans:
+            scans.start_soon(scanner, False)
+            scans.start_soon(scanner, True)
+            await anyio.sleep(duration)
+            answered = (await sim.stats())["statuses"].get("200", 0) - before
+            scans.cancel_scope.cancel()
         # (The gate before issue 11 had no snapshot; the figures then come from the server.)
         core = getattr(client, "_core", client)
         gate = getattr(core, "gate", None) or getattr(core, "_gate", None)
         snapshot = gate.snapshot() if hasattr(gate, "snapshot") else None
-    return done, snapshot
+    return answered, snapshot
 
 
 async def warm(sim: SimulatorProcess, page_size: int) -> None:
@@ -159,7 +172,8 @@ async def one_limit(limit: int, page_size: int, windows: int) -> dict[str, Any]:
         ceilings: dict[str, float] = {}
         for name, unlimited in {
             "bucket": lambda: baseline(sim, 10**9, page_size, duration / 2),
-            "ours": lambda: ours(sim, page_size, duration / 2),
+            # Told a rate it never meets: no slow start to count against the ceiling.
+            "ours": lambda: ours(sim, page_size, duration / 2, limits=ea.Limits(max_rate=1e6)),
         }.items():
             await sim.set_faults(rate_limit=None)
             await sim.reset()

@@ -714,11 +714,14 @@ class RateGate:
                 await self._event_or(self._answer_event, deadline - now)
 
     def _log_cap(self, requests: float) -> int:
-        """Sends allowed in any window's length for a learned count: one more than the pace
-        sends (it binds only when sends bunched), one less than the count (the server counts
-        arrivals, which can bunch a little more)."""
-        paced = math.floor(self._fraction * requests) + 1
-        return max(1, min(paced, math.floor(requests) - 1))
+        """Sends allowed in any window's length for a learned count: the count itself, two
+        more than the pace sends, so that it binds only when sends bunched (one less than
+        the count bound at the pace: after a late wake-up's bunch, the next window's
+        requests were held behind the bunch's echo, a second later and again each second,
+        windows of 44-57 sent for 59 allowed). Arrivals that bunch more than the sends, past
+        the count, meet a 429 that lowers it by one."""
+        paced = math.floor(self._fraction * requests) + 2
+        return max(1, min(paced, math.floor(requests)))
 
     def _log_send(self, now: float) -> None:
         log = self._sent_log

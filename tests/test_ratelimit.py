@@ -883,7 +883,14 @@ async def test_acquires_refused_after_their_reservation_give_their_slots_back() 
     push every later request one interval further."""
     vt = VirtualTime()
     store = LocalGateStore()
-    gate = vt.gate(store=store)
+    wakes = itertools.count()
+
+    async def busy_sleep(seconds: float) -> None:
+        # Every third wake-up comes late (the event loop was busy): the next requests,
+        # their slots past, leave right after it, and the log of sends has to hold.
+        await vt.sleep(seconds + (0.3 if next(wakes) % 3 == 2 else 0.0))
+
+    gate = RateGate(clock=vt.clock, wall=vt.clock, sleep=busy_sleep, store=store)
     server = WindowServer(5, headers=False)
 
     async def next_slot(now: float) -> float:

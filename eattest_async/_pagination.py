@@ -600,14 +600,16 @@ class Scan(Generic[T], AsyncIterator[T]):
                     if idle > 2:  # pragma: no cover - a plan that neither ends nor asks
                         raise RuntimeError(f"scan plan stalled: {plan.problems(finished=False)}")
                     continue
-                # Until one of the tasks ends (every task's last step sets the wake; none
-                # can have ended since the answers were collected above: nothing awaited).
-                self._waiting_on = tasks
-                self._wake = asyncio.get_running_loop().create_future()
-                try:
-                    await self._wake
-                finally:
-                    self._waiting_on = self._wake = None
+                # Until one of the tasks ends (every task's last step sets the wake). One
+                # may have ended already without a wake to set: with an eager task factory
+                # (Python 3.12+) a task that fails at once ends inside its creation.
+                if not any(task.done() for task in tasks.values()):
+                    self._waiting_on = tasks
+                    self._wake = asyncio.get_running_loop().create_future()
+                    try:
+                        await self._wake
+                    finally:
+                        self._waiting_on = self._wake = None
                 for task in [t for t in dying if t.done()]:
                     dying.discard(task)
                     _drop(task)  # answered before the cancel: nothing to keep

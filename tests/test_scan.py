@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+import sys
 import time
 from collections.abc import AsyncIterator
 
@@ -320,3 +321,37 @@ async def test_anext_then_aclose_leaves_no_task(sim: Simulator, client: ea.Clien
     with pytest.raises(RuntimeError, match="iterated once"):
         async for _ in scan:
             pass
+
+
+@pytest.mark.skipif(sys.version_info < (3, 12), reason="eager task factory: Python 3.12+")
+async def test_a_scan_whose_pages_fail_at_once_ends_under_an_eager_task_factory() -> None:
+    """With ``asyncio.eager_task_factory`` a page task that fails before awaiting anything
+    (a closed client refuses at once) ends inside its creation: the scan must still end
+    with its error, not wait for a wake-up that nothing will send."""
+    from eattest_async._pagination import Scan
+    from eattest_async._protocol import Envelope
+
+    async def fetch(page: int, size: int, turn: object) -> Envelope:
+        raise ea.UsageError("the client is closed")
+
+    loop = asyncio.get_running_loop()
+    factory = loop.get_task_factory()
+    loop.set_task_factory(asyncio.eager_task_factory)  # type: ignore[attr-defined,unused-ignore]
+    try:
+        scan = Scan(
+            operation="/dossiers",
+            filters=(),
+            fetch=fetch,
+            convert=tuple,
+            key=lambda item: item.get("id"),
+            retries=dict,
+            cooldown=lambda: 0.0,
+            page_size=10,
+            concurrency=4,
+        )
+        with anyio.fail_after(10):
+            with pytest.raises(ea.ScanError, match="closed"):
+                async for _ in scan:
+                    pass
+    finally:
+        loop.set_task_factory(factory)

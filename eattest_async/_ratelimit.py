@@ -392,6 +392,7 @@ PROBE_STEP_MAX = 0.25  # a fifth over the limit at worst: the 429 comes within t
 # event per cycle, ever rarer; a cycle that did resets the wait (there may be more to gain).
 PROBE_GAIN = 0.05
 PROBE_EVERY_MAX = 80
+PACE_USED = 0.75  # of the pace sent in a calm window, at least, for it to count as held
 BACKOFF = 0.7  # a 429 that says nothing of when: multiply the pace (AWS adaptive's beta)
 FIRST_ANSWER_WAIT = 1.0  # seconds the others wait for the first answer, at most
 # While nothing is known of the limit (no RateLimit headers, no 429 yet, no max_rate), the
@@ -482,6 +483,7 @@ class RateGate:
         self._report_remaining = 0
         self._window_end = 0.0  # upper bound (gate clock)
         self._window_opened = 0.0  # when the request that showed the window left
+        self._window_opened_seq: int | None = None  # and its sequence number
         self._previous_end = -math.inf  # the window before it: its end (upper bound)
         self._remaining_peak = 0  # the most ever reported left (the limit, when unannounced)
         self._distrust_announced = False  # a 429 came with room in the announced budget
@@ -656,13 +658,25 @@ class RateGate:
                     # Its turn came: only the log of sends may still hold it, briefly, in
                     # its place in the queue (re-reserving would cost the slot).
                     hold = self._log_hold()
+                    slept = False
                     while now < hold and now >= self._deadline:
                         if deadline is not None and hold > deadline:
                             raise self._too_late(hold - now)
                         await self._sleep(min(hold - now, MAX_WAIT))
+                        slept = True
                         now = self._clock()
                         # Those the log held wake together: they leave an interval apart.
                         hold = max(self._log_hold(), self._sent_log[-1][1] + self._interval(now))
+                    if slept:
+                        # While it slept, another process may have met a 429 or spent the
+                        # budget: the store's word again before leaving.
+                        offset = self._offset(now)
+                        shared, window = await self._store.holds(number=number, now=now + offset)
+                        shared = min(shared - offset, now + MAX_WAIT)
+                        if shared > self._deadline:
+                            self._deadline = shared
+                        if now + offset < window or now < self._hold(now):
+                            continue  # reserved again, after what holds it
                     if now >= hold and now >= self._deadline:
                         break
             held = None  # used: the request leaves
@@ -720,6 +734,8 @@ class RateGate:
         requests were held behind the bunch's echo, a second later and again each second,
         windows of 44-57 sent for 59 allowed). Arrivals that bunch more than the sends, past
         the count, meet a 429 that lowers it by one."""
+        if not math.isfinite(requests) or requests > SENT_LOG_MAX:
+            return SENT_LOG_MAX + 1  # beyond the log: paced only
         paced = math.floor(self._fraction * requests) + 2
         return max(1, min(paced, math.floor(requests)))
 
@@ -805,6 +821,11 @@ class RateGate:
             # of): from now on the limit is learned from the 429s, as without headers.
             self._distrust_announced = True
             self._limit = None
+            # Learn from this window, as the headers showed it opening: a watch begun with
+            # the first request would replay the whole time paced by the announcement.
+            self._watch, self._watch_ok = None, 0
+            if self._window_opened_seq is not None:
+                self._watch = (self._window_opened_seq, self._window_opened, None)
         if info is not None:
             self._note_headers(info, seq, sent, now)
         if self._watch is not None and seq >= self._watch[0]:
@@ -899,7 +920,7 @@ class RateGate:
             else:
                 self._opener = None
             self._window_end = end
-            self._window_opened = sent
+            self._window_opened, self._window_opened_seq = sent, seq
         else:
             self._window_end = min(self._window_end, end)
         if self._opener is not None and self._window_bound < math.inf:
@@ -1110,6 +1131,14 @@ class RateGate:
         self._calm_since = now
         known = self._limit
         if known.source != "learned":
+            return
+        sent = sum(1 for _, at in self._sent_log if at >= now - known.window)
+        if sent < PACE_USED * self._fraction * known.requests:
+            # The pace was not used (the callers asked for less): this window says nothing
+            # of the limit. Counted as held, probes would raise the count without end (to
+            # infinity within the hour, and then every acquire failed). (Not all of the
+            # pace: a window after a probe's raise is partly at the pace before it.)
+            self._held = None
             return
         # What a failed probe goes back to: a count that held two windows in a row. One
         # alone can hold by luck (the pace changed in mid-window, the server's windows fell

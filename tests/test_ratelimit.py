@@ -916,3 +916,100 @@ async def test_acquires_refused_after_their_reservation_give_their_slots_back() 
     await drive(vt, gate, server, total=30)  # the limit is learned
     assert gate.snapshot().limit_source == "learned"
     await vt.run(main)
+
+
+async def test_a_learned_limit_is_not_probed_past_what_the_callers_send() -> None:
+    """Learned at 20/s, then the server allows far more but the callers (2 workers) send
+    at most ~100/s: calm windows that did not use the pace say nothing of the limit. Counted
+    as probes that held, they raised the count without end (1e5 within a minute, infinity
+    within the hour, and then every acquire failed with OverflowError)."""
+    vt = VirtualTime()
+    gate = vt.gate()
+    server = WindowServer(20, headers=False)
+    await drive(vt, gate, server, total=200)
+    assert gate.snapshot().limit_source == "learned"
+    server.limit = 10_000
+    await drive(vt, gate, server, total=6_000, workers=2)  # a minute at most
+    limit = gate.snapshot().limit
+    assert limit is not None
+    assert limit <= 2 * 2 / 0.02  # within reach of what was sent (2 in flight, 20 ms)
+
+
+class _SwitchingServer(WindowServer):
+    """Announces 100 per window throughout; enforces 100 until ``at`` seconds into the run,
+    then 50 (another client of the account started, a proxy's limit came into force)."""
+
+    def __init__(self, at: float) -> None:
+        super().__init__(100)
+        self.at = at
+        self.first: float | None = None
+
+    def handle(
+        self, arrival: float, sent: float, back: float
+    ) -> tuple[int, float | None, RateLimitInfo | None]:
+        self.first = arrival if self.first is None else self.first
+        self.limit = 100 if arrival - self.first < self.at else 50
+        status, retry_after, info = super().handle(arrival, sent, back)
+        if info is not None:
+            left = max(0, 100 - self.count)
+            info = RateLimitInfo(limit=100, remaining=left, reset_after=info.reset_after)
+        return status, retry_after, info
+
+
+async def test_a_stricter_limit_met_late_is_learned_from_its_own_window() -> None:
+    """Two minutes paced by an honest announcement, then a stricter limit: learning must
+    start from the window the headers showed opening, not replay the whole run (which
+    learned 11,684 per 121 s, one more 429 burst and cooldown before the right count)."""
+    vt = VirtualTime()
+    gate = vt.gate()
+    server = _SwitchingServer(120.0)
+    learned: list[float] = []
+
+    async def release(**answer: Any) -> None:
+        await RateGate.release(gate, **answer)
+        snapshot = gate.snapshot()
+        if snapshot.limit_source == "learned" and snapshot.limit is not None:
+            learned.append(snapshot.limit)
+
+    gate.release = release  # type: ignore[method-assign]
+    await drive(vt, gate, server, total=100 * 120 + 50 * 10, jitter=random.Random(1))
+    assert server.early == 0
+    assert learned
+    assert learned[0] <= 55  # the stricter count, at the first 429 already
+
+
+async def test_a_request_held_by_its_log_of_sends_waits_for_another_process_429() -> None:
+    """A learned limit (5 per second) and a bunch of 5 sends just now (a late wake-up): the
+    log of sends holds the next request ~0.9 s. Meanwhile another process on the same store
+    meets a 429 (Retry-After: 5): the held request must not leave before that deadline (it
+    left at the end of its own hold, 4.4 s before it)."""
+    vt = VirtualTime()
+    store = SharedStore()
+    first, second = vt.gate(store=store), vt.gate(store=store)
+    server = WindowServer(5, headers=False)
+    await drive(vt, first, server, total=30)  # the first process learns 5 per second
+    assert first.snapshot().limit_source == "learned"
+    for _ in range(5):  # the bunch (what late wake-ups leave in the log of sends)
+        first._log_send(vt.now)
+    left: list[float] = []
+
+    async def main() -> None:
+        async def held() -> None:
+            await first.acquire()
+            left.append(vt.now)
+
+        async def refused_elsewhere() -> None:
+            await vt.sleep(0.3)
+            await second.acquire()
+            await second.release(status=429, retry_after=5.0)
+
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(held)
+            tasks.start_soon(refused_elsewhere)
+
+    started = vt.now
+    await vt.run(main)
+    deadline = await deadline_in(store)
+    assert deadline > started + 5.0
+    assert left
+    assert left[0] >= deadline

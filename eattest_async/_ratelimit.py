@@ -552,7 +552,13 @@ class RateGate:
         """Requests we may still send in the server's current window (None: unknown)."""
         if self._report_seq is None:
             return None
-        return self._report_remaining - (self._seq - self._report_seq) - self._budget_margin
+        return self._left_at(self._seq) - self._budget_margin
+
+    def _left_at(self, seq: int) -> int:
+        """What the last report leaves once request ``seq`` (and those before it) arrived,
+        counting this process's sends; set only once a report came."""
+        assert self._report_seq is not None
+        return self._report_remaining - (seq - self._report_seq)
 
     def _hold(self, now: float, ahead: int = 0) -> float:
         """Gate-clock time before which the window's exhausted budget holds a request that
@@ -648,13 +654,7 @@ class RateGate:
                     await anyio.lowlevel.checkpoint()
                     await anyio.lowlevel.checkpoint()
                 now = self._clock()
-                offset = self._offset(now)
-                shared, window = await self._store.holds(number=number, now=now + offset)
-                shared = min(shared - offset, now + MAX_WAIT)
-                if shared > self._deadline:
-                    self._deadline = shared
-                # (``window``: a budget another process reported spent since this reserved.)
-                if now >= self._deadline and now >= self._hold(now) and now + offset >= window:
+                if await self._turn_came(number, now):
                     # Its turn came: only the log of sends may still hold it, briefly, in
                     # its place in the queue (re-reserving would cost the slot).
                     hold = self._log_hold()
@@ -667,16 +667,10 @@ class RateGate:
                         now = self._clock()
                         # Those the log held wake together: they leave an interval apart.
                         hold = max(self._log_hold(), self._sent_log[-1][1] + self._interval(now))
-                    if slept:
-                        # While it slept, another process may have met a 429 or spent the
-                        # budget: the store's word again before leaving.
-                        offset = self._offset(now)
-                        shared, window = await self._store.holds(number=number, now=now + offset)
-                        shared = min(shared - offset, now + MAX_WAIT)
-                        if shared > self._deadline:
-                            self._deadline = shared
-                        if now + offset < window or now < self._hold(now):
-                            continue  # reserved again, after what holds it
+                    # While it slept, another process may have met a 429 or spent the
+                    # budget: the store's word again before leaving.
+                    if slept and not await self._turn_came(number, now):
+                        continue  # reserved again, after what holds it
                     if now >= hold and now >= self._deadline:
                         break
             held = None  # used: the request leaves
@@ -702,6 +696,17 @@ class RateGate:
             self._first = now
         self._last = now
         self.waited += now - called
+
+    async def _turn_came(self, number: int, now: float) -> bool:
+        """Whether nothing holds reservation ``number`` at ``now``: the cooldown deadline
+        (the store's, kept as this gate's too), the budget this gate counts, and a budget
+        another process reported spent since it reserved."""
+        offset = self._offset(now)
+        shared, window = await self._store.holds(number=number, now=now + offset)
+        shared = min(shared - offset, now + MAX_WAIT)
+        if shared > self._deadline:
+            self._deadline = shared
+        return now >= self._deadline and now >= self._hold(now) and now + offset >= window
 
     def _ramp_cap(self, now: float) -> float:
         """Requests allowed in flight while nothing is known of the limit (see RAMP_START)."""
@@ -807,25 +812,28 @@ class RateGate:
         ticket = self._take_ticket()
         seq, sent = (ticket.seq, ticket.sent) if ticket is not None else (self._seq, now)
         self._answer_came()
-        if status == 429 and self._announced_room(seq) >= 1:
+        known = self._limit
+        room = self._announced_room(seq) if status == 429 else 0
+        if room and known is not None:
+            twentieth = 0.05 * known.requests
             # Refused with a request or two left by the announcement (the server counts
             # one more than it says, or the last ones arrived out of order): each window
             # stops one request earlier from now on (a twentieth of the limit at most).
-            known = self._limit
-            cap = 0.05 * known.requests if known is not None else 1.0
-            self._budget_margin = min(self._budget_margin + 1, max(1, math.floor(cap)))
-        if status == 429 and self._announced_contradicted(seq):
-            # Refused with room left in the announced budget: something stricter than the
-            # announcement binds (a proxy's limit, the account's other clients). Pacing by
-            # the announcement would meet a 429 every window (the pattern a ban is made
-            # of): from now on the limit is learned from the 429s, as without headers.
-            self._distrust_announced = True
-            self._limit = None
-            # Learn from this window, as the headers showed it opening: a watch begun with
-            # the first request would replay the whole time paced by the announcement.
-            self._watch, self._watch_ok = None, 0
-            if self._window_opened_seq is not None:
-                self._watch = (self._window_opened_seq, self._window_opened, None)
+            self._budget_margin = min(self._budget_margin + 1, max(1, math.floor(twentieth)))
+            if room > max(2.0, twentieth):
+                # Refused with room left in the announced budget: something stricter than
+                # the announcement binds (a proxy's limit, the account's other clients).
+                # Pacing by the announcement would meet a 429 every window (the pattern a
+                # ban is made of): from now on the limit is learned from the 429s, as
+                # without headers.
+                self._distrust_announced = True
+                self._limit = None
+                # Learn from this window, as the headers showed it opening: a watch begun
+                # with the first request would replay the whole time paced by the
+                # announcement.
+                self._watch, self._watch_ok = None, 0
+                if self._window_opened_seq is not None:
+                    self._watch = (self._window_opened_seq, self._window_opened, None)
         if info is not None:
             self._note_headers(info, seq, sent, now)
         if self._watch is not None and seq >= self._watch[0]:
@@ -854,24 +862,16 @@ class RateGate:
                 answered=now + offset,
             )
 
-    def _announced_contradicted(self, seq: int) -> bool:
-        """Whether request ``seq`` was refused while the announced budget still had room
-        for it (beyond what reordered arrivals explain). Only this process's count: with a
-        shared store, the others' sends are not in it."""
-        known = self._limit
-        if known is None or known.source != "announced":
-            return False
-        return self._announced_room(seq) > max(2.0, 0.05 * known.requests)
-
     def _announced_room(self, seq: int) -> int:
         """What the announced budget (this process's count of it) still left for request
-        ``seq`` when it was refused; 0 when it had none or is not known here."""
+        ``seq`` when it was refused; 0 when it had none or is not known here (with a shared
+        store, the others' sends are not in this count)."""
         known = self._limit
         if not self._local or known is None or known.source != "announced":
             return 0
         if self._report_seq is None or seq <= self._report_seq:
             return 0
-        return max(0, self._report_remaining - (seq - self._report_seq) + 1)
+        return max(0, self._left_at(seq - 1))
 
     def _note_headers(self, info: RateLimitInfo, seq: int, sent: float, now: float) -> None:
         """Budget and window end from ``RateLimit-*``; the announced limit."""
@@ -888,7 +888,7 @@ class RateGate:
         # Arrivals reorder: a request sent later may arrive earlier and report a little
         # more left than expected. A new window shows as a rise past half the limit, or
         # as the first request's count (or as a request sent after the window's end).
-        left = 0 if self._report_seq is None else self._report_remaining - (seq - self._report_seq)
+        left = 0 if self._report_seq is None else self._left_at(seq)
         scale = info.limit if info.limit is not None else self._remaining_peak
         new_window = (
             self._report_seq is None
